@@ -1,0 +1,3 @@
+from mvhand.cli.main import main
+
+main()

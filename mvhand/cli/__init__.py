@@ -1,0 +1,1 @@
+"""mvhand's command-line interface (click). Each subcommand lives in its own module."""

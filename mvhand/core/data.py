@@ -1,0 +1,114 @@
+"""The data types that flow between stages: 2D keypoints of all cameras, 3D hands.
+
+Layout (see ``mvhand.core``): C cameras, T frames, H = 2 hands (0 left, 1 right), J = 21.
+Missing is NaN (and score 0). Arrays are validated on construction, so a stage that gets one
+can rely on its shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mvhand.core import HANDS
+from mvhand.core.skeleton import N_JOINTS
+
+
+@dataclass(frozen=True, eq=False)
+class Keypoints2D:
+    """2D hand keypoints of every camera.
+
+    Attributes:
+        keypoints_px: ``(C, T, H, J, 2)`` pixels, NaN where missing.
+        scores: ``(C, T, H, J)`` confidences in [0, 1]; 0 where missing.
+        cameras: ``(C,)`` camera names, matching the calibration.
+        hands: hand names along axis H, normally ``("left", "right")``.
+        fps: frame rate, if known.
+    """
+
+    keypoints_px: np.ndarray
+    scores: np.ndarray
+    cameras: tuple[str, ...]
+    hands: tuple[str, ...] = HANDS
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        kp = np.asarray(self.keypoints_px, dtype=float)
+        sc = np.asarray(self.scores, dtype=float)
+        if kp.ndim != 5 or kp.shape[-1] != 2 or kp.shape[-2] != N_JOINTS:
+            raise ValueError(f"keypoints must have shape (C, T, H, {N_JOINTS}, 2), got {kp.shape}")
+        if sc.shape != kp.shape[:-1]:
+            raise ValueError(f"scores must have shape {kp.shape[:-1]}, got {sc.shape}")
+        cams = tuple(str(c) for c in self.cameras)
+        if len(cams) != kp.shape[0]:
+            raise ValueError(f"{len(cams)} camera names for {kp.shape[0]} cameras in keypoints")
+        if len(set(cams)) != len(cams):
+            raise ValueError(f"camera names must be unique, got {cams}")
+        if len(self.hands) != kp.shape[2]:
+            raise ValueError(f"{len(self.hands)} hand names for {kp.shape[2]} hands in keypoints")
+        kp = np.where(np.isfinite(kp), kp, np.nan)
+        missing = np.isnan(kp).any(axis=-1)
+        kp[missing] = np.nan
+        sc = np.where(missing | ~np.isfinite(sc), 0.0, np.clip(sc, 0.0, 1.0))
+        object.__setattr__(self, "keypoints_px", kp)
+        object.__setattr__(self, "scores", sc)
+        object.__setattr__(self, "cameras", cams)
+        object.__setattr__(self, "hands", tuple(self.hands))
+
+    @property
+    def n_cameras(self) -> int:
+        return self.keypoints_px.shape[0]
+
+    @property
+    def n_frames(self) -> int:
+        return self.keypoints_px.shape[1]
+
+    def subset_cameras(self, names: tuple[str, ...] | list[str]) -> Keypoints2D:
+        """The cameras ``names`` in that order (KeyError-free: unknown names raise ValueError)."""
+        idx = [self.cameras.index(n) for n in names]
+        return Keypoints2D(self.keypoints_px[idx], self.scores[idx], tuple(names), self.hands,
+                           self.fps)  # fmt: skip
+
+    def frames(self, start: int, stop: int) -> Keypoints2D:
+        """Frames ``start:stop``."""
+        return Keypoints2D(self.keypoints_px[:, start:stop], self.scores[:, start:stop],
+                           self.cameras, self.hands, self.fps)  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Hands3D:
+    """3D hand joints over a sequence, with per-joint quality.
+
+    Attributes:
+        keypoints3d: ``(T, H, J, 3)`` in ``units``, NaN where not reconstructed.
+        reprojection_error_px: ``(T, H, J)`` mean reprojection error over the views used.
+        n_views: ``(T, H, J)`` number of views that support the joint.
+        score: ``(T, H, J)`` mean 2D score of those views.
+        units: "m", "cm" or "mm".
+        hands: hand names along axis H.
+    """
+
+    keypoints3d: np.ndarray
+    reprojection_error_px: np.ndarray
+    n_views: np.ndarray
+    score: np.ndarray
+    units: str = "m"
+    hands: tuple[str, ...] = HANDS
+
+    def __post_init__(self) -> None:
+        kp = np.asarray(self.keypoints3d, dtype=float)
+        if kp.ndim != 4 or kp.shape[-1] != 3 or kp.shape[-2] != N_JOINTS:
+            raise ValueError(f"keypoints3d must have shape (T, H, {N_JOINTS}, 3), got {kp.shape}")
+        for name in ("reprojection_error_px", "n_views", "score"):
+            arr = np.asarray(getattr(self, name))
+            if arr.shape != kp.shape[:-1]:
+                raise ValueError(f"{name} must have shape {kp.shape[:-1]}, got {arr.shape}")
+        object.__setattr__(self, "keypoints3d", kp)
+        object.__setattr__(self, "n_views", np.asarray(self.n_views, dtype=np.int64))
+        object.__setattr__(self, "hands", tuple(self.hands))
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``(T, H, J)`` True where the joint was reconstructed."""
+        return np.isfinite(self.keypoints3d).all(axis=-1)

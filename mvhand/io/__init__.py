@@ -1,0 +1,1 @@
+"""File formats and I/O around the numeric core."""
