@@ -1,0 +1,1 @@
+"""2D model backends behind small Protocols (see ``base``); heavy imports stay inside them."""
