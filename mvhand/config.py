@@ -108,7 +108,7 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], source: str | None =
         ConfigError: on unknown keys, wrong types or out-of-range values.
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{_where(prefix or '<root>', source)} must be a table")
+        raise ConfigError(f"{_where(prefix.rstrip('.') or '<root>', source)} must be a table")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))

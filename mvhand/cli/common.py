@@ -1,0 +1,40 @@
+"""Options and helpers shared by several subcommands (the CLI layer: printing is fine here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set optimizer.w_smoothness=5 (repeatable).",
+)  # fmt: skip
+
+units_option = click.option(
+    "--units", type=click.Choice(["m", "cm", "mm"]), default=None,
+    help="Units of the calibration's translations when the file does not say (default m); "
+    "if it does and they differ, results are converted to these units.",
+)  # fmt: skip
+
+
+def print_reconstruction_summary(report: dict[str, Any]) -> None:
+    """A short table of the 3D report: completeness and reprojection error per hand."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rec = report["reconstruction"]
+    table = Table(title=f"3D hands ({rec['frames']} frames, units {rec['units']})")
+    for col in ("hand", "frames (all joints)", "joints reconstructed", "median reproj. px",
+                "median views"):  # fmt: skip
+        table.add_column(col)
+    for name, h in rec["hands"].items():
+        err = h["median_reprojection_error_px"]
+        views = h["median_views"]
+        table.add_row(name, str(h["frames_complete"]), f"{100 * h['completeness']:.1f} %",
+                      "-" if err is None else f"{err:.2f}",
+                      "-" if views is None else f"{views:.0f}")  # fmt: skip
+    console = Console(stderr=True)
+    console.print(table)
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in rec["timings_s"].items())
+    console.print(f"swapped views repaired: {rec['swapped_views']}; {times}")

@@ -1,0 +1,1 @@
+"""Pipeline stages: narrow ``run_<stage>(inputs, cfg) -> Result`` functions."""
