@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from mvhand.cli.common import print_reconstruction_summary, set_option, units_option
+from mvhand.cli.common import load_rig, print_reconstruction_summary, set_option, units_option
 
 
 @click.command("triangulate")
 @click.option("--calib", "calib_path", required=True, type=click.Path(path_type=Path),
-              help="Calibration (anipose TOML; convert others with `mvhand calib convert`).")
+              help="Calibration: anipose TOML, Qualisys QCA, OpenCV YAML or CMU Panoptic JSON.")
 @click.option("--keypoints", "kp_path", required=True, type=click.Path(path_type=Path),
               help="2D keypoint file (NPZ, see README 'Formats').")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
@@ -28,13 +28,13 @@ def command(calib_path: Path, kp_path: Path, out_dir: Path, config_path: Path | 
     OUT/calibration.toml (the cameras used, in the output's units).
     """
     from mvhand.config import config_to_toml, load_config
-    from mvhand.io.calibration import load_calibration, save_calibration
+    from mvhand.io.calibration import save_calibration
     from mvhand.io.keypoints import load_keypoints
     from mvhand.stages.reconstruct import (ReconstructConfig, match_cameras, run_reconstruct,
                                            write_reconstruction)  # fmt: skip
 
     cfg = load_config(ReconstructConfig, config_path, overrides)
-    rig = load_calibration(calib_path, units)
+    rig = load_rig(calib_path, units)
     kp = load_keypoints(kp_path)
     rig = match_cameras(kp, rig, kp_path)
     result = run_reconstruct(kp, rig, cfg)

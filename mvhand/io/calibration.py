@@ -94,6 +94,8 @@ def calibration_to_toml(rig: Rig, metadata: dict[str, Any] | None = None) -> str
     import tomli_w
 
     doc: dict[str, Any] = {}
+    # zero-padded table names, so that readers sorting them as strings keep the order
+    width = len(str(len(rig) - 1))
     for i, cam in enumerate(rig.cameras):
         table: dict[str, Any] = {
             "name": cam.name,
@@ -105,7 +107,7 @@ def calibration_to_toml(rig: Rig, metadata: dict[str, Any] | None = None) -> str
         }
         if cam.model == "fisheye":
             table["fisheye"] = True
-        doc[f"cam_{i}"] = table
+        doc[f"cam_{i:0{width}d}"] = table
     doc["metadata"] = {"units": rig.units, **(metadata or {})}
     return tomli_w.dumps(doc)
 
