@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 from click.testing import CliRunner
 from scipy.spatial.transform import Rotation
 

@@ -30,8 +30,12 @@ def command(calib_path: Path, kp_path: Path, out_dir: Path, config_path: Path | 
     from mvhand.config import config_to_toml, load_config
     from mvhand.io.calibration import save_calibration
     from mvhand.io.keypoints import load_keypoints
-    from mvhand.stages.reconstruct import (ReconstructConfig, match_cameras, run_reconstruct,
-                                           write_reconstruction)  # fmt: skip
+    from mvhand.stages.reconstruct import (
+        ReconstructConfig,
+        match_cameras,
+        run_reconstruct,
+        write_reconstruction,  # fmt: skip
+    )
 
     cfg = load_config(ReconstructConfig, config_path, overrides)
     rig = load_rig(calib_path, units)

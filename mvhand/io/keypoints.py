@@ -53,8 +53,8 @@ def load_keypoints(path: str | Path) -> Keypoints2D:
     if not np.issubdtype(kp.dtype, np.number):
         raise InputError(f"'keypoints' must be numeric, got dtype {kp.dtype}", path)
     try:
-        return Keypoints2D(kp.astype(float), data["scores"].astype(float),
-                           tuple(str(c) for c in np.atleast_1d(data["cameras"])), hands, fps)  # fmt: skip
+        cameras = tuple(str(c) for c in np.atleast_1d(data["cameras"]))
+        return Keypoints2D(kp.astype(float), data["scores"].astype(float), cameras, hands, fps)
     except ValueError as exc:
         raise InputError(str(exc), path) from None
 

@@ -45,8 +45,9 @@ def load_hands3d(path: str | Path) -> Hands3D:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as d:
+            hands = tuple(str(h) for h in d["hands"])
             return Hands3D(d["keypoints3d"], d["reprojection_error_px"], d["n_views"],
-                           d["score"], str(d["units"]), tuple(str(h) for h in d["hands"]))  # fmt: skip
+                           d["score"], str(d["units"]), hands)
     except FileNotFoundError:
         raise InputError("3D hand file not found", path) from None
     except KeyError as exc:
