@@ -19,10 +19,15 @@ class PersonDetection:
     Attributes:
         box_xyxy: ``(4,)`` x0, y0, x1, y1 pixels.
         score: detector confidence in [0, 1].
+        keypoints_px: ``(K, 2)`` optional detector keypoints in pixels that a matching body
+            model uses to place its region of interest (MediaPipe: hip centre, a point whose
+            distance from it is the body's radius, shoulder centre, upper-body point); None
+            for plain boxes.
     """
 
     box_xyxy: np.ndarray
     score: float
+    keypoints_px: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -195,19 +195,40 @@ def undistort(xy_d: np.ndarray, dist: np.ndarray, model: str = "pinhole",
             theta = np.clip(theta - f / df, 0, np.pi / 2 - 1e-6)
         scale = np.where(rd > 1e-12, np.tan(theta) / np.where(rd > 1e-12, rd, 1.0), 1.0)
         return xy_d * scale[..., None]
-    xy = xy_d.copy()
-    eps = 1e-7
+    out = np.full_like(xy_d, np.nan)
+    ok = np.isfinite(xy_d).all(axis=-1)
+    out[ok] = _undistort_pinhole(xy_d[ok], dist, iterations)
+    return out
+
+
+def _undistort_pinhole(xy_d: np.ndarray, dist: np.ndarray, iterations: int,
+                       tol: float = 1e-15) -> np.ndarray:  # fmt: skip
+    """Newton's method with the analytic 2x2 Jacobian on finite points (N, 2).
+
+    Stops early once every step is below ``tol`` (normalized units); usually 3-5 iterations.
+    """
+    k1, k2, p1, p2, k3 = dist
+    xd, yd = xy_d[:, 0], xy_d[:, 1]
+    x, y = xd.copy(), yd.copy()
     for _ in range(iterations):
-        f = distort(xy, dist) - xy_d
-        # 2x2 Jacobian by central differences: cheap, exact enough, and vectorized
-        jx = (distort(xy + [eps, 0], dist) - distort(xy - [eps, 0], dist)) / (2 * eps)
-        jy = (distort(xy + [0, eps], dist) - distort(xy - [0, eps], dist)) / (2 * eps)
-        det = jx[..., 0] * jy[..., 1] - jy[..., 0] * jx[..., 1]
+        xx, yy, xy2 = x * x, y * y, 2 * x * y
+        r2 = xx + yy
+        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        g2 = 2 * (k1 + r2 * (2 * k2 + r2 * 3 * k3))  # 2 d(radial)/d(r2)
+        fx = x * radial + p1 * xy2 + p2 * (r2 + 2 * xx) - xd
+        fy = y * radial + p1 * (r2 + 2 * yy) + p2 * xy2 - yd
+        jxx = radial + xx * g2 + 2 * p1 * y + 6 * p2 * x
+        jyy = radial + yy * g2 + 6 * p1 * y + 2 * p2 * x
+        jxy = 0.5 * xy2 * g2 + 2 * p1 * x + 2 * p2 * y  # d xd/dy == d yd/dx
+        det = jxx * jyy - jxy * jxy
         det = np.where(np.abs(det) < 1e-12, 1e-12, det)
-        dx = (jy[..., 1] * f[..., 0] - jy[..., 0] * f[..., 1]) / det
-        dy = (-jx[..., 1] * f[..., 0] + jx[..., 0] * f[..., 1]) / det
-        xy = xy - np.stack([dx, dy], axis=-1)
-    return xy
+        dx = (jyy * fx - jxy * fy) / det
+        dy = (jxx * fy - jxy * fx) / det
+        x -= dx
+        y -= dy
+        if not (np.abs(dx).max(initial=0.0) > tol or np.abs(dy).max(initial=0.0) > tol):
+            break
+    return np.stack([x, y], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -279,7 +300,7 @@ class Rig:
         points_px = np.asarray(points_px, dtype=float)
         if points_px.shape[0] != len(self):
             raise ValueError(f"expected {len(self)} cameras on axis 0, got {points_px.shape[0]}")
-        return np.stack([c.undistort(p) for c, p in zip(self.cameras, points_px)])
+        return np.stack([c.undistort(p) for c, p in zip(self.cameras, points_px, strict=True)])
 
     @property
     def extrinsics(self) -> np.ndarray:

@@ -136,15 +136,15 @@ class DetectorNoise:
         noise_px: standard deviation of Gaussian pixel noise.
         dropout: probability that a joint is missing in a view.
         outlier_rate: probability that a joint is a gross outlier (30-300 px off).
-        swap_rate: probability that a view has the left and right hand swapped in a frame
-            block of 10-40 frames (per block start).
+        swap_rate: per view and frame, probability that a block of 10-40 frames with the
+            left and right hands swapped starts there (0.005 swaps about 11 % of view-frames).
         occluded_views: probability that a hand is unseen in a view for a whole 30-frame block.
     """
 
     noise_px: float = 2.0
     dropout: float = 0.05
     outlier_rate: float = 0.03
-    swap_rate: float = 0.02
+    swap_rate: float = 0.005
     occluded_views: float = 0.15
 
 
