@@ -18,7 +18,7 @@ from mvhand.core.skeleton import FINGER_JOINTS, N_JOINTS
 TABLE_CENTER_M = np.array([0.0, 0.0, 1.0])
 
 # Canonical right hand in its own frame (metres): wrist at the origin, fingers along +y,
-# palm facing -z, thumb towards +x. Per finger: base offset, segment lengths (cm), splay (rad).
+# palm facing +z (fingers flex towards +z), thumb towards +x. Per finger: base offset, segment lengths (cm), splay (rad).
 _FINGER_BASE_CM = np.array([[2.2, 2.0, 0.0], [2.6, 8.6, 0.0], [0.6, 9.0, 0.0],
                             [-1.2, 8.6, 0.0], [-2.8, 7.8, 0.0]])  # fmt: skip
 _FINGER_SEGMENTS_CM = np.array([[4.0, 3.4, 3.0], [3.9, 2.3, 2.0], [4.4, 2.7, 2.1],

@@ -1,0 +1,90 @@
+"""``mvhand fit``: fit MANO (user-supplied model files) or the kinematic hand to 3D hands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mvhand.cli.common import set_option
+
+
+@click.command("fit")
+@click.option("--hands3d", "hands3d_path", required=True, type=click.Path(path_type=Path),
+              help="3D hands from `mvhand triangulate` (OUT/hands3d.npz).")
+@click.option("--keypoints", "kp_path", type=click.Path(path_type=Path), default=None,
+              help="2D keypoints (NPZ) to refine against by reprojection (needs --calib).")
+@click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None,
+              help="Calibration of the 2D keypoints' cameras (anipose TOML).")
+@click.option("--mano-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder with MANO_RIGHT.pkl and MANO_LEFT.pkl (licensed; from "
+              "https://mano.is.tue.mpg.de). Without it the kinematic hand is fitted.")
+@click.option("--model", type=click.Choice(["auto", "mano", "kinematic"]), default=None,
+              help="Hand model (default auto: MANO when a model folder is given).")
+@click.option("--mesh-frames", default=None, metavar="F1,F2,...",
+              help="Frames to write as mesh files (MANO only).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder (created if needed).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="TOML with the fit settings (the keys of a pipeline's [fit] table).")
+@set_option
+def command(hands3d_path: Path, kp_path: Path | None, calib_path: Path | None,
+            mano_dir: Path | None, model: str | None, mesh_frames: str | None, out_dir: Path,
+            config_path: Path | None, overrides: tuple[str, ...]) -> None:  # fmt: skip
+    """Fit a hand model to every hand of a 3D result, over the whole sequence.
+
+    Writes OUT/hand_model.npz (parameters, fitted joints, per-joint fit error),
+    OUT/joint_angles.csv (degrees) and, with MANO, OUT/mesh_<hand>.npz (+ OBJ/PLY frames).
+    """
+    import dataclasses
+
+    from mvhand.config import config_to_toml, load_config
+    from mvhand.errors import InputError
+    from mvhand.fit import FitConfig, run_fit, save_fit
+    from mvhand.io.results import load_hands3d
+
+    cfg = load_config(FitConfig, config_path, overrides)
+    changes = {"mano_dir": str(mano_dir)} if mano_dir is not None else {}
+    if model is not None:
+        changes["model"] = model
+    if mesh_frames:
+        try:
+            changes["mesh_frames"] = tuple(int(f) for f in mesh_frames.split(","))
+        except ValueError:
+            raise InputError(f"--mesh-frames expects comma-separated frame numbers, "
+                             f"got {mesh_frames!r}") from None  # fmt: skip
+    cfg = dataclasses.replace(cfg, **changes)
+    hands3d = load_hands3d(hands3d_path)
+    kp, rig = _load_2d(kp_path, calib_path, hands3d.units)
+    result = run_fit(hands3d, cfg, kp, rig)
+    paths = save_fit(out_dir, result, cfg.mesh_frames, cfg.mesh_format, config_to_toml(cfg))
+    _summary(result)
+    click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+def _load_2d(kp_path: Path | None, calib_path: Path | None, units: str):
+    from mvhand.errors import InputError
+
+    if kp_path is None and calib_path is None:
+        return None, None
+    if kp_path is None or calib_path is None:
+        raise InputError("--keypoints and --calib go together (2D refinement needs both)")
+    from mvhand.io.calibration import load_calibration
+    from mvhand.io.keypoints import load_keypoints
+    from mvhand.stages.reconstruct import match_cameras
+
+    kp = load_keypoints(kp_path)
+    rig = match_cameras(kp, load_calibration(calib_path, units), kp_path)
+    return kp, rig
+
+
+def _summary(result) -> None:
+    import numpy as np
+
+    click.echo(f"model: {result.model}; units {result.units}", err=True)
+    for name, fit in result.hands.items():
+        click.echo(f"  {name}: {int(fit.fitted.sum())}/{result.n_frames} frames, mean joint "
+                   f"error {np.nanmean(fit.fit_error):.3g} {result.units}, "
+                   f"{result.timings_s[name]:.2f} s", err=True)  # fmt: skip
+    if not result.hands:
+        click.echo("  no hand had usable frames; nothing fitted", err=True)
