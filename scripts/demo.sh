@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
-# Generate a small synthetic 6-camera sample and triangulate it: the quickest end-to-end check.
+# The main job end to end on real multi-camera video: `mvhand run` on the Pose2Sim demo
+# (4 cameras x 100 frames, Qualisys calibration converted by `mvhand calib convert`).
+# Environment: BIN (default .venv/bin), DATA (the demo folder), OUT (output folder).
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
-OUT=${OUT:-demo_out/synthetic}
-"$BIN/mvhand" demo-data --out "$OUT/input" --cameras 6 --frames 120
-"$BIN/mvhand" triangulate --calib "$OUT/input/calibration.toml" \
-  --keypoints "$OUT/input/keypoints2d.npz" --out "$OUT/result"
-"$BIN/python" - "$OUT" <<'PY'
-import sys, numpy as np
-out = sys.argv[1]
-truth = np.load(f"{out}/input/truth3d.npz")["keypoints3d"]
-pred = np.load(f"{out}/result/hands3d.npz")["keypoints3d"]
-err = np.linalg.norm(pred - truth, axis=-1) * 1000
-print(f"mean error against the synthetic ground truth: {np.nanmean(err):.1f} mm "
-      f"({np.isfinite(err).mean() * 100:.0f} % of joints reconstructed)")
+DATA=${DATA:-../shared/data/pose2sim_single}
+OUT=${OUT:-demo_out/pose2sim}
+if [ ! -d "$DATA/videos" ] || [ ! -f "$DATA/Calib.qca.txt" ]; then
+  cat <<MSG
+The demo recording is not on this machine (looked for $DATA/videos and $DATA/Calib.qca.txt).
+To run mvhand on your own recordings:
+  1. Put one video per camera in a folder, each file named after its camera in the
+     calibration (cam01.mp4, cam02.mp4, ...), or map names with [video] mapping in a pipeline.
+  2. Bring the calibration as anipose TOML, or convert yours (Qualisys QCA, OpenCV/EasyMocap
+     YAML, CMU Panoptic JSON):   $BIN/mvhand calib convert YOUR_CALIBRATION cams.toml
+  3. Run:   $BIN/mvhand run --calib cams.toml path/to/videos --out out
+     (--frames A:B for a part, --set key=value to tune; see pipelines/default.toml).
+Or set DATA=/path/to/pose2sim_single and run this script again.
+MSG
+  exit 0
+fi
+mkdir -p "$OUT"
+"$BIN/mvhand" calib convert "$DATA/Calib.qca.txt" "$OUT/cams.toml" --units mm
+start=$(date +%s)
+"$BIN/mvhand" run --calib "$OUT/cams.toml" "$DATA/videos" --out "$OUT" "$@"
+end=$(date +%s)
+"$BIN/python" - "$OUT" "$((end - start))" <<'PY'
+import json, sys
+out, wall = sys.argv[1], sys.argv[2]
+rep = json.load(open(f"{out}/report.json"))
+rec = rep["reconstruction"]
+errs = ", ".join(f"{h} {v['median_reprojection_error_px']:.1f} px"
+                 for h, v in rec["hands"].items() if v["median_reprojection_error_px"])
+print(f"Pose2Sim demo: {rec['frames_with_both_hands']}/{rec['frames']} frames with both hands "
+      f"in 3D; median reprojection error {errs}; wall time {wall} s. Outputs in {out}/")
 PY

@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "calib": "mvhand.cli.calib:command",
     "keypoints": "mvhand.cli.keypoints:command",
     "demo-data": "mvhand.cli.demo_data:command",
+    "run": "mvhand.cli.run:command",
+    "fit": "mvhand.cli.fit:command",
 }
 
 

@@ -1,0 +1,95 @@
+"""``mvhand run``: calibration + one video per camera -> 2D hands -> 3D hands, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mvhand.cli.common import print_reconstruction_summary, set_option, units_option
+from mvhand.errors import ConfigError
+
+
+def parse_frames(text: str | None) -> tuple[int, int | None] | None:
+    """``"A:B"`` -> (A, B); ``"A:"`` -> (A, None); ``":B"`` -> (0, B); None -> None."""
+    if text is None:
+        return None
+    start, sep, stop = text.partition(":")
+    try:
+        a = int(start) if start.strip() else 0
+        b = int(stop) if stop.strip() else None
+    except ValueError:
+        a = b = -1
+    if not sep or a < 0 or (b is not None and b <= a):
+        raise ConfigError(f"--frames expects START:STOP with 0 <= START < STOP, got {text!r}")
+    return a, b
+
+
+class _Bars:
+    """Rich progress bars, one per stage and camera (the CLI layer renders the callback)."""
+
+    LABELS = {"body": "person + body", "track": "hand tracking", "3d": "3D reconstruction"}
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.tasks: dict[tuple[str, str], int] = {}
+
+    def __call__(self, stage: str, camera: str, done: int, total: int) -> None:
+        key = (stage, camera)
+        if key not in self.tasks:
+            label = self.LABELS.get(stage, stage)
+            name = label if camera == "all" else f"{camera}: {label}"
+            self.tasks[key] = self.progress.add_task(name, total=total)
+        self.progress.update(self.tasks[key], completed=done, total=total)
+
+
+@click.command("run")
+@click.option("--calib", "calib_path", required=True, type=click.Path(path_type=Path),
+              help="Calibration file (anipose TOML, or any format `mvhand calib convert` reads).")
+@click.argument("videos", type=click.Path(path_type=Path))
+@click.option("--pipeline", "pipeline_path", type=click.Path(path_type=Path), default=None,
+              help="Pipeline config TOML (default: pipelines/default.toml).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"),
+              show_default=True, help="Output folder (created if needed).")
+@click.option("--frames", "frames_text", default=None, metavar="A:B",
+              help="Process frames A to B-1 only (either side may be left empty).")
+@click.option("--overlay", is_flag=True, help="Also write one video per camera with the 2D "
+              "keypoints and reprojected 3D joints.")
+@click.option("--no-cache", is_flag=True, help="Recompute every camera's 2D result even if "
+              "OUT/cache holds one for the same settings and videos.")
+@set_option
+@units_option
+def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir: Path,
+            frames_text: str | None, overlay: bool, no_cache: bool, overrides: tuple[str, ...],
+            units: str | None) -> None:  # fmt: skip
+    """Run the whole pipeline on VIDEOS, a folder with one video per camera.
+
+    Each video's file stem must be a camera name of the calibration (or set [video] mapping
+    in the pipeline). Writes OUT/hands3d.npz, hands3d.csv, keypoints2d.npz, calibration.toml,
+    config.toml (the resolved pipeline) and report.json. Per-camera 2D results are cached in
+    OUT/cache, so an interrupted run resumes without redoing finished cameras.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from mvhand.pipeline.config import load_pipeline
+    from mvhand.pipeline.run import run_pipeline
+
+    cfg = load_pipeline(pipeline_path, overrides)
+    frames = parse_frames(frames_text)
+    console = Console(stderr=True)
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as bars:
+        result = run_pipeline(calib_path, videos, out_dir, cfg, frames=frames,
+                              overlay=overlay, use_cache=not no_cache, progress=_Bars(bars),
+                              units=units)  # fmt: skip
+    # warnings were logged as they arose; repeat their count so they are not missed
+    if result.report.get("warnings"):
+        console.print(f"[yellow]{len(result.report['warnings'])} warning(s)[/yellow]: see above "
+                      f"and {out_dir / 'report.json'}")  # fmt: skip
+    if result.reused:
+        console.print(f"2D results reused from {out_dir / 'cache'}: {', '.join(result.reused)}")
+    print_reconstruction_summary(result.report)
+    click.echo(f"wrote {out_dir / 'hands3d.npz'}, hands3d.csv, keypoints2d.npz, report.json, "
+               "config.toml, calibration.toml")  # fmt: skip

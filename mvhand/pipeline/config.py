@@ -1,0 +1,80 @@
+"""The pipeline config: one frozen dataclass per stage, loaded strictly from ``pipelines/*.toml``.
+
+Sections: ``[video]``, ``[backend]``, ``[detect]``, ``[tracking]``, ``[hands2d]``,
+``[reconstruct]`` (with ``.triangulation`` and ``.optimizer``). Every key, its default and its
+range are declared once, in the stage that uses it; ``mvhand run --set key=value`` overrides any
+of them, and the resolved config is written next to the outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mvhand.backends.registry import BackendConfig
+from mvhand.config import config_to_dict, load_config, param
+from mvhand.errors import ConfigError
+from mvhand.stages.body import DetectConfig
+from mvhand.stages.hands2d import Hands2DConfig
+from mvhand.stages.reconstruct import ReconstructConfig
+from mvhand.stages.track import TrackingConfig
+
+#: The pipeline used when none is given.
+DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "default.toml"
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Video input (the ``[video]`` section)."""
+
+    mapping: tuple[str, ...] = param(
+        (), "explicit 'camera=file' pairs (file relative to the video folder) for videos not "
+        "named after their camera; by default a video's file stem is its camera name")
+    start: int = param(0, "first frame to process", ge=0)
+    stop: int | None = param(None, "frame to stop before (unset: the end of the shortest video)",
+                             ge=1)  # fmt: skip
+    step: int = param(1, "process every N-th frame", ge=1)
+    max_bad_run: int = param(
+        30, "a video with this many undecodable frames in a row is taken as truncated there",
+        ge=1)
+
+    def mapping_dict(self) -> dict[str, str]:
+        """``mapping`` as camera -> file; ConfigError on a malformed entry."""
+        out = {}
+        for item in self.mapping:
+            cam, sep, name = item.partition("=")
+            if not sep or not cam.strip() or not name.strip():
+                raise ConfigError(f"'video.mapping' entries must be 'camera=file', got {item!r}")
+            out[cam.strip()] = name.strip()
+        return out
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything ``mvhand run`` does, stage by stage."""
+
+    video: VideoConfig = param(VideoConfig(), "video input")
+    backend: BackendConfig = param(BackendConfig(), "2D model backend")
+    detect: DetectConfig = param(DetectConfig(), "person detection and whole-body pose")
+    tracking: TrackingConfig = param(TrackingConfig(), "hand tracking")
+    hands2d: Hands2DConfig = param(Hands2DConfig(), "2D hand keypoints")
+    reconstruct: ReconstructConfig = param(ReconstructConfig(), "3D reconstruction")
+
+
+def load_pipeline(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()
+                  ) -> PipelineConfig:  # fmt: skip
+    """Read a pipeline TOML (default: ``pipelines/default.toml`` if present) and overrides."""
+    if path is None and DEFAULT_PIPELINE.is_file():
+        path = DEFAULT_PIPELINE
+    cfg = load_config(PipelineConfig, path, overrides)
+    cfg.video.mapping_dict()  # validate early
+    if cfg.video.stop is not None and cfg.video.stop <= cfg.video.start:
+        raise ConfigError(f"'video.stop' ({cfg.video.stop}) must be greater than 'video.start' "
+                          f"({cfg.video.start})")  # fmt: skip
+    return cfg
+
+
+def frontend_dict(cfg: PipelineConfig) -> dict:
+    """The settings the per-camera 2D results depend on (for the cache key)."""
+    d = config_to_dict(cfg)
+    return {k: d[k] for k in ("backend", "detect", "tracking", "hands2d")}
