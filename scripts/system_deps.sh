@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian libraries open3d needs: libusb-1.0-0 (import), libvulkan1 and
+# Install the Debian libraries open3d needs: libusb-1.0-0 (import), libegl1, libvulkan1 and
 # mesa-vulkan-drivers (headless rendering). Only as root with apt-get; otherwise print a hint.
 set -euo pipefail
-pkgs=(libusb-1.0-0 libvulkan1 mesa-vulkan-drivers)
+pkgs=(libusb-1.0-0 libegl1 libvulkan1 mesa-vulkan-drivers)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,8 +20,12 @@ COMMANDS: dict[str, str] = {
     "calib": "mvhand.cli.calib:command",
     "keypoints": "mvhand.cli.keypoints:command",
     "demo-data": "mvhand.cli.demo_data:command",
+    "eval": "mvhand.cli.eval:command",
+    "bench": "mvhand.cli.bench:command",
     "run": "mvhand.cli.run:command",
     "fit": "mvhand.cli.fit:command",
+    "view": "mvhand.cli.view:command", "render": "mvhand.cli.render:command",
+    "overlay": "mvhand.cli.overlay:command",
 }
 
 

@@ -1,0 +1,50 @@
+"""``mvhand overlay``: each camera's video with the 2D keypoints and reprojected 3D joints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mvhand.cli.view import calib_option, run_dir_argument
+
+
+@click.command("overlay")
+@run_dir_argument
+@click.option("--videos", "videos_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder with one video per camera (file stem = camera name).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default RUN_DIR/overlay).")
+@click.option("--no-grid", is_flag=True, help="Do not write grid.mp4 (all cameras in one).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Hide detected keypoints with a lower score.")
+@calib_option
+def command(run_dir: Path, videos_dir: Path, out_dir: Path | None, no_grid: bool,
+            min_score: float, calib_path: Path | None) -> None:  # fmt: skip
+    """Write RUN_DIR/overlay/<camera>.mp4 and grid.mp4: each camera's video with the detected
+    2D keypoints (dots in finger colours), the reprojected 3D joints (white rings), the hand
+    boxes and track ids.
+    """
+    from rich.progress import Progress
+
+    from mvhand.errors import InputError
+    from mvhand.io.video import find_videos
+    from mvhand.viz.overlay import load_tracks, write_overlays
+    from mvhand.viz.rundata import load_run
+
+    run = load_run(run_dir, calib_path)
+    if run.keypoints2d is None:
+        raise InputError("the run folder has no keypoints2d.npz, so there is nothing to draw "
+                         "in 2D", run_dir)  # fmt: skip
+    match = find_videos(videos_dir, run.keypoints2d.cameras)
+    for problem in match.problems():
+        click.secho(f"warning: {problem}", fg="yellow", err=True)
+    boxes, track_ids = load_tracks(run.folder, run.keypoints2d)
+    out_dir = out_dir or run.folder / "overlay"
+    with Progress(transient=True) as bar:
+        task = bar.add_task("overlays", total=run.n_frames)
+        paths = write_overlays(out_dir, match.videos, run.keypoints2d, run.hands3d, run.rig,
+                               run.frame_indices, grid=not no_grid,
+                               progress=lambda done, _n: bar.update(task, completed=done),
+                               boxes=boxes, track_ids=track_ids, min_score=min_score)  # fmt: skip
+    click.echo(f"wrote {len(paths)} videos to {out_dir}: {', '.join(p.name for p in paths)}")

@@ -1,0 +1,228 @@
+"""Read a run's output folder for the viewer, the renderer, the overlays and the summary.
+
+A run folder (written by ``mvhand run`` / ``mvhand triangulate``) holds ``hands3d.npz`` and
+usually ``keypoints2d.npz``, ``calibration.toml`` and ``report.json``. After a MANO fit
+(``mvhand fit``, :mod:`mvhand.fit.output`) it may also hold ``mesh_<hand>.npz`` per hand:
+``vertices`` ``(T, V, 3)`` in the 3D results' units, NaN where not fitted, and ``faces``
+``(F, 3)``; those meshes are drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mvhand.core.camera import Rig
+from mvhand.core.data import Hands3D, Keypoints2D
+from mvhand.errors import CalibrationError, InputError
+from mvhand.io.keypoints import load_keypoints
+from mvhand.io.results import load_hands3d
+
+log = logging.getLogger(__name__)
+
+#: A calibration "matches" the 3D results when, in the cameras that saw a joint, its
+#: reprojection lands within this many pixels of the 2D detection for most joints ...
+MATCH_MEDIAN_PX = 50.0
+#: ... or, without 2D keypoints, when at least this share of the 3D joints lies in front of
+#: and inside the image of two or more cameras.
+MATCH_VISIBLE_SHARE = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class HandMeshes:
+    """Fitted hand meshes over a sequence, per hand (None where a hand has no mesh).
+
+    Attributes:
+        vertices: per hand ``(T, V, 3)`` in the scene's units, NaN where not fitted.
+        faces: per hand ``(F, 3)`` vertex indices.
+    """
+
+    vertices: tuple[np.ndarray | None, ...]
+    faces: tuple[np.ndarray | None, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class RunData:
+    """Everything the visualisations read from a run folder.
+
+    Attributes:
+        folder: the run folder.
+        hands3d: the 3D hands (``T`` frames).
+        rig: the calibration, in the 3D results' units.
+        keypoints2d: the 2D keypoints, or None.
+        meshes: fitted hand meshes, or None.
+        fps: frames per second of the results (None: unknown).
+        frame_indices: ``(T,)`` the video frame of each result frame.
+    """
+
+    folder: Path
+    hands3d: Hands3D
+    rig: Rig
+    keypoints2d: Keypoints2D | None
+    meshes: HandMeshes | None
+    fps: float | None
+    frame_indices: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return self.hands3d.keypoints3d.shape[0]
+
+
+def load_run(folder: str | Path, calib: str | Path | None = None,
+             check: bool = True) -> RunData:  # fmt: skip
+    """Read a run folder.
+
+    Args:
+        folder: the run's output folder.
+        calib: calibration file to use instead of ``folder/calibration.toml`` (any format
+            ``mvhand calib convert`` reads).
+        check: verify that the calibration matches the 3D results (:func:`check_calibration`).
+
+    Raises:
+        InputError: the folder or its 3D results are missing or unreadable.
+        CalibrationError: no calibration, or one that does not match the results.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("run folder not found (give the output folder of `mvhand run`)", folder)
+    h3d_path = folder / "hands3d.npz"
+    if not h3d_path.is_file():
+        raise InputError("this folder holds no 3D results (hands3d.npz); give the output "
+                         "folder of `mvhand run` or `mvhand triangulate`", folder)  # fmt: skip
+    hands3d = load_hands3d(h3d_path)
+    kp_path = folder / "keypoints2d.npz"
+    keypoints2d = load_keypoints(kp_path) if kp_path.is_file() else None
+    rig = _load_rig(folder, calib, hands3d.units)
+    if check:
+        check_calibration(rig, hands3d, keypoints2d, calib or folder / "calibration.toml")
+    report = _read_report(folder)
+    fps = _fps(h3d_path, keypoints2d, report)
+    frames = _frame_indices(report, hands3d.keypoints3d.shape[0])
+    meshes = load_meshes(folder, hands3d)
+    return RunData(folder, hands3d, rig, keypoints2d, meshes, fps, frames)
+
+
+def _load_rig(folder: Path, calib: str | Path | None, units: str) -> Rig:
+    path = Path(calib) if calib is not None else folder / "calibration.toml"
+    if not path.exists():
+        hint = "" if calib is not None else "; the run folder has none, pass --calib"
+        raise CalibrationError(f"calibration not found{hint}", path)
+    from mvhand.io.calib_convert import load_any_calibration
+
+    return load_any_calibration(path).to_units(units)
+
+
+def check_calibration(rig: Rig, hands3d: Hands3D, keypoints2d: Keypoints2D | None,
+                      source: str | Path) -> None:  # fmt: skip
+    """Raise CalibrationError, naming ``source``, if ``rig`` does not fit the results.
+
+    With 2D keypoints: every keypoint camera must be in the rig, and the 3D joints must
+    reproject near their detections (median within :data:`MATCH_MEDIAN_PX`). Without: most
+    3D joints must be seen by two cameras (:data:`MATCH_VISIBLE_SHARE`).
+    """
+    pts = hands3d.keypoints3d
+    valid = hands3d.valid
+    if not valid.any():
+        return
+    if keypoints2d is not None:
+        absent = [c for c in keypoints2d.cameras if c not in rig.names]
+        if absent:
+            raise CalibrationError(
+                f"the 2D keypoints' camera(s) {', '.join(absent)} are not in this calibration "
+                f"(it has: {', '.join(rig.names)}); pass the calibration the run used", source)
+        sub = rig.subset(keypoints2d.cameras)
+        err = np.linalg.norm(sub.project(pts) - keypoints2d.keypoints_px, axis=-1)
+        med = float(np.nanmedian(err)) if np.isfinite(err).any() else 0.0
+        if med > MATCH_MEDIAN_PX:
+            raise CalibrationError(
+                f"this calibration does not match the results: the 3D joints reproject a median "
+                f"{med:.0f} px from their 2D detections (the run's own error is "
+                f"{np.nanmedian(hands3d.reprojection_error_px):.1f} px); check the file and its "
+                "units", source)  # fmt: skip
+        return
+    inside = np.zeros(pts.shape[:-1], int)
+    for cam in rig.cameras:
+        uv = cam.project(pts)
+        w, h = cam.size_px
+        front = cam.world_to_cam(pts)[..., 2] > 0
+        in_image = (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
+        inside += front & in_image
+    share = float((inside[valid] >= 2).mean())
+    if share < MATCH_VISIBLE_SHARE:
+        raise CalibrationError(
+            f"this calibration does not match the results: only {100 * share:.0f} % of the 3D "
+            "joints lie in view of two or more of its cameras; check the file and its units "
+            f"(results are in {hands3d.units}, the calibration in {rig.units})", source)
+
+
+def _read_report(folder: Path) -> dict:
+    path = folder / "report.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        log.warning("%s: unreadable report (%s); frame numbers start at 0", path, exc)
+        return {}
+
+
+def _fps(h3d_path: Path, keypoints2d: Keypoints2D | None, report: dict) -> float | None:
+    with np.load(h3d_path, allow_pickle=False) as d:
+        if "fps" in d.files and np.ndim(d["fps"]) == 0 and float(d["fps"]) > 0:
+            return float(d["fps"])
+    if keypoints2d is not None and keypoints2d.fps:
+        return keypoints2d.fps
+    fps = report.get("inputs", {}).get("fps") if isinstance(report.get("inputs"), dict) else None
+    return float(fps) if isinstance(fps, (int, float)) and fps > 0 else None
+
+
+def _frame_indices(report: dict, n_frames: int) -> np.ndarray:
+    """The video frame of each result frame, from the report's frame range (else 0..T-1)."""
+    inputs = report.get("inputs")
+    frames = inputs.get("frames") if isinstance(inputs, dict) else None
+    if isinstance(frames, dict) and {"start", "step"} <= set(frames):
+        idx = frames["start"] + frames["step"] * np.arange(n_frames)
+        return idx.astype(np.int64)
+    return np.arange(n_frames, dtype=np.int64)
+
+
+def load_meshes(folder: str | Path, hands3d: Hands3D) -> HandMeshes | None:
+    """Read the ``mesh_<hand>.npz`` files of a folder (see the module doc); None if there are
+    none.
+
+    Raises:
+        InputError: a mesh file is unreadable or does not fit the 3D results.
+    """
+    folder = Path(folder)
+    T = hands3d.keypoints3d.shape[0]
+    verts_all: list[np.ndarray | None] = []
+    faces_all: list[np.ndarray | None] = []
+    for hand in hands3d.hands:
+        path = folder / f"mesh_{hand}.npz"
+        if not path.is_file():
+            verts_all.append(None)
+            faces_all.append(None)
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                verts, faces = np.asarray(d["vertices"], float), np.asarray(d["faces"], np.int64)
+        except KeyError as exc:
+            raise InputError(f"not a mesh file: lacks {exc}", path) from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError(f"not a readable mesh file ({exc})", path) from None
+        if verts.ndim != 3 or verts.shape[0] != T or verts.shape[-1] != 3:
+            raise InputError(f"'vertices' must have shape ({T}, V, 3) to match hands3d.npz, "
+                             f"got {verts.shape}", path)  # fmt: skip
+        if faces.ndim != 2 or faces.shape[1] != 3 or faces.size and (
+                faces.min() < 0 or faces.max() >= verts.shape[1]):  # fmt: skip
+            raise InputError(f"'faces' must be (F, 3) indices below {verts.shape[1]}, got "
+                             f"shape {faces.shape}", path)  # fmt: skip
+        verts_all.append(verts)
+        faces_all.append(faces)
+    if all(v is None for v in verts_all):
+        return None
+    return HandMeshes(tuple(verts_all), tuple(faces_all))
