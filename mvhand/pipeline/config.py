@@ -1,9 +1,9 @@
 """The pipeline config: one frozen dataclass per stage, loaded strictly from ``pipelines/*.toml``.
 
 Sections: ``[video]``, ``[backend]``, ``[detect]``, ``[tracking]``, ``[hands2d]``,
-``[reconstruct]`` (with ``.triangulation`` and ``.optimizer``). Every key, its default and its
-range are declared once, in the stage that uses it; ``mvhand run --set key=value`` overrides any
-of them, and the resolved config is written next to the outputs.
+``[reconstruct]`` (with ``.triangulation`` and ``.optimizer``), ``[fit]``. Every key, its
+default and its range are declared once, in the stage that uses it; ``mvhand run --set
+key=value`` overrides any of them, and the resolved config is written next to the outputs.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from mvhand.backends.registry import BackendConfig
 from mvhand.config import config_to_dict, load_config, param
 from mvhand.errors import ConfigError
+from mvhand.fit import FitConfig
 from mvhand.stages.body import DetectConfig
 from mvhand.stages.hands2d import Hands2DConfig
 from mvhand.stages.reconstruct import ReconstructConfig
@@ -59,6 +60,8 @@ class PipelineConfig:
     tracking: TrackingConfig = param(TrackingConfig(), "hand tracking")
     hands2d: Hands2DConfig = param(Hands2DConfig(), "2D hand keypoints")
     reconstruct: ReconstructConfig = param(ReconstructConfig(), "3D reconstruction")
+    fit: FitConfig = param(FitConfig(), "hand-model fit (MANO or the kinematic hand)")
+    summary: bool = param(True, "write summary.png, a one-page figure of the run's quality")
 
 
 def load_pipeline(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()

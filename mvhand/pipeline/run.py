@@ -9,6 +9,7 @@ progress goes to the ``progress`` callback and problems to ``logging`` and the r
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from mvhand.config import config_to_toml
 from mvhand.core.camera import Rig
 from mvhand.core.data import Keypoints2D
 from mvhand.errors import InputError, MvhandError
+from mvhand.io.atomic import write_text_atomic
 from mvhand.io.calibration import save_calibration
 from mvhand.io.keypoints import save_keypoints
 from mvhand.io.video import VideoCheck, check_videos, find_videos, probe_video
@@ -204,22 +206,37 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
     }  # fmt: skip
     report = write_reconstruction(out, rec, config_to_toml(cfg), extra, fps)
     save_calibration(out / "calibration.toml", check.rig)
+    if cfg.fit.enabled:
+        _fit(out, rec.hands3d, kp, check.rig, cfg, report)
+    if cfg.summary:
+        from mvhand.viz.summary import summary_figure
+
+        summary_figure(rec.hands3d, kp, out / "summary.png", title=str(videos_dir), fps=fps)
     if overlay:
         _write_overlays(out, videos, rng, kp, rec, check.rig, report)
     return RunResult(out, kp, results, report, tuple(reused))
 
 
+def _fit(out: Path, hands3d, kp: Keypoints2D, rig: Rig, cfg: PipelineConfig,
+         report: dict) -> None:  # fmt: skip
+    """Fit the configured hand model to the 3D hands and write its files next to them."""
+    from mvhand.fit import run_fit, save_fit
+
+    t0 = time.perf_counter()
+    result = run_fit(hands3d, cfg.fit, kp, rig)
+    save_fit(out, result, cfg.fit.mesh_frames, cfg.fit.mesh_format)
+    report["timings_s"]["fit"] = round(time.perf_counter() - t0, 3)
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2, default=str))
+
+
 def _write_overlays(out: Path, videos: dict[str, Path], rng: range, kp: Keypoints2D, rec,
                     rig: Rig, report: dict) -> None:  # fmt: skip
     """One video per camera with 2D and reprojected 3D joints (mvhand.viz.overlay, issue 6)."""
+    from mvhand.viz import overlay as viz_overlay
+
     try:
-        from mvhand.viz import overlay as viz_overlay
-    except ImportError:
-        log.warning("--overlay: mvhand.viz.overlay is not available in this version; skipped")
-        return
-    try:
-        viz_overlay.write_overlays(out / "overlay", videos, rng, kp, rec.hands3d, rig)
-    except (AttributeError, TypeError) as exc:
-        log.warning("--overlay: the overlay module does not offer write_overlays (%s)", exc)
+        boxes, track_ids = viz_overlay.load_tracks(out, kp)
+        viz_overlay.write_overlays(out / "overlay", videos, kp, rec.hands3d, rig, rng,
+                                   boxes=boxes, track_ids=track_ids, fps=kp.fps)  # fmt: skip
     except MvhandError as exc:
         log.warning("--overlay failed: %s", exc)
