@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,8 @@ def run_reconstruct(kp: Keypoints2D, rig: Rig, cfg: ReconstructConfig = Reconstr
         lengths = np.asarray(opt.bone_lengths, dtype=float)
     else:
         final = triangulated
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a hand never seen: NaN lengths
             lengths = np.nanmedian(bone_lengths(tri.points3d), axis=0)
     return ReconstructResult(final, triangulated, tri.swapped, timings, lengths)
 
