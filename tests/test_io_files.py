@@ -71,3 +71,15 @@ def test_hands3d_round_trip_and_csv(tmp_path, rng):
     # a missing joint is an empty cell, not "nan" or 0
     col = header.index("right_wrist_x")
     assert lines[3].split(",")[col] == ""
+
+
+def test_calibration_without_units_that_look_like_mm_warns(shared_data, caplog):
+    from mvhand.io.calibration import load_calibration
+
+    path = shared_data / "handmocap" / "calibration.toml"
+    with caplog.at_level("WARNING", logger="mvhand.io.calibration"):
+        load_calibration(path, units="mm")
+    assert not caplog.records  # told the units: no warning
+    with caplog.at_level("WARNING", logger="mvhand.io.calibration"):
+        load_calibration(path)
+    assert "--units mm" in caplog.text

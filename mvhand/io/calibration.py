@@ -19,6 +19,7 @@ come before ``cam_2``; mvhand does not).
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ import numpy as np
 from mvhand.core.camera import UNIT_SCALE_M, Camera, Rig
 from mvhand.errors import CalibrationError, MvhandError
 from mvhand.io.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 
 def _camera_from_table(key: str, table: Any, path: Path) -> Camera:
@@ -84,9 +87,21 @@ def load_calibration(path: str | Path, units: str | None = None) -> Rig:
         rig = Rig(tuple(cams), file_units or units or "m")
     except MvhandError as exc:
         raise CalibrationError(str(exc), path) from None
+    if file_units is None and units is None:
+        _warn_if_units_look_wrong(rig, path)
     if units is not None and units != rig.units:
         rig = rig.to_units(units)
     return rig
+
+
+def _warn_if_units_look_wrong(rig: Rig, path: Path) -> None:
+    """Warn when a file without units, read as metres, has cameras implausibly far apart."""
+    centers = np.array([c.center_world for c in rig.cameras])
+    spread = float(np.max(np.linalg.norm(centers - centers.mean(axis=0), axis=1)))
+    if spread > 50.0:
+        log.warning("%s: the file does not state its units and is read as metres, but its "
+                    "cameras lie up to %.0f units apart; if it is in millimetres, pass "
+                    "--units mm (or add units = \"mm\" to its [metadata])", path, spread)
 
 
 def calibration_to_toml(rig: Rig, metadata: dict[str, Any] | None = None) -> str:
