@@ -94,6 +94,13 @@ class OptimizerConfig:
         "initial 3D, so slow hands are smoothed hard and fast ones lightly; 0 = fixed weight.",
         ge=0, le=4,
     )  # fmt: skip
+    smoothness_robust_limit: float = param(
+        0.0,
+        "Robust smoothness: a joint's acceleration (velocity) above this many reference units "
+        "(1000 mm/s^2, 100 mm/s) is penalised linearly instead of quadratically, so sudden real "
+        "movements survive while jitter is still smoothed; 0 = plain quadratic smoothness.",
+        ge=0,
+    )
     smoothness: str = param(
         "acceleration",
         "Temporal smoothness on the first (velocity) or second (acceleration) frame difference.",
@@ -103,6 +110,12 @@ class OptimizerConfig:
         30.0,
         "Weight of squared deviations (mm^2) of each bone from its length, one length per bone "
         "and hand shared by the whole sequence.",
+        ge=0,
+    )
+    bone_robust_mm: float = param(
+        0.0,
+        "Robust bone term: deviations from the shared length beyond this (mm) are penalised "
+        "linearly, tolerating detectors whose joint placement shifts with pose; 0 = quadratic.",
         ge=0,
     )
     w_shape: float = param(
@@ -433,7 +446,7 @@ def _optimize_hand(x_init: np.ndarray, hand: _HandData, cams: _Cameras, cfg: Opt
         t0 = time.perf_counter()
         x_win = x0[start:stop]
         problem = _Problem(hand.frames(start, stop), active[start:stop], cams, cfg, smooth_s2,
-                           x_win, lengths.estimate(x_win, active[start:stop]))  # fmt: skip
+                           x_win, lengths.estimate(x_win, active[start:stop]), fps)  # fmt: skip
         x, costs, cg_its = _levenberg_marquardt(problem, x_win, lengths)
         infos.append({"frames": (start, stop), "iterations": len(costs) - 1, "motion": motion,
                       "final_cost": costs[-1], "costs": costs, "cg_iterations": cg_its,
@@ -575,32 +588,30 @@ def _reprojection(x: np.ndarray, obs: _Observations, cfg: OptimizerConfig, jacob
     return cost, blocks, grad
 
 
-def _smoothness_matrix(active: np.ndarray, cfg: OptimizerConfig,
-                       s2: float) -> csr_matrix | None:  # fmt: skip
-    """``S = s2 * D^T D`` (n, n) for the frame difference ``D`` of every active joint.
+def _difference_operator(active: np.ndarray, cfg: OptimizerConfig) -> csr_matrix | None:
+    """``D`` (3 m, n): the frame difference (velocity or acceleration) of every active joint.
 
-    The smoothness cost is ``x^T S x`` and its gradient ``S x``; ``s2`` (px^2 / mm^2) comes
-    from :func:`_smoothness_weight`.
+    Rows come in triples (x, y, z) per frame and joint, so row ``3 i + k`` belongs to the
+    ``i``-th (frame, joint) difference. The smoothness cost is ``s2 * |D x|^2`` (or its robust
+    version), ``s2`` (px^2 / mm^2) from :func:`_smoothness_weight`.
     """
     if cfg.w_smoothness == 0:
         return None
     order = 1 if cfg.smoothness == "velocity" else 2
     stencil = np.array([-1.0, 1.0]) if order == 1 else np.array([1.0, -2.0, 1.0])
     T = active.shape[0]
-    n = T * _NV
     valid = np.ones((max(T - order, 0), N_JOINTS), bool)
     for i in range(order + 1):
         valid &= active[i : T - order + i]
     t, j = np.nonzero(valid)
-    rows, cols, vals = [], [], []
-    for a, ca in enumerate(stencil):
-        for b, cb in enumerate(stencil):
-            for k in range(3):
-                rows.append(_var(t + a, j, k))
-                cols.append(_var(t + b, j, k))
-                vals.append(np.full(len(t), s2 * ca * cb))
-    return csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(n, n))  # fmt: skip
+    m = len(t)
+    k = np.arange(3)
+    rows = np.repeat((np.arange(m)[:, None] * 3 + k)[:, None, :], len(stencil), axis=1)
+    cols = np.stack([_var(t[:, None] + a, j[:, None], k) for a in range(len(stencil))], axis=1)
+    vals = np.broadcast_to(stencil[None, :, None], rows.shape)
+    D = csr_matrix((vals.ravel(), (rows.ravel(), cols.ravel())), shape=(3 * m, T * _NV))
+    D.sort_indices()
+    return D
 
 
 def _bone_rows(x: np.ndarray, L: np.ndarray, active: np.ndarray, sw: float):
@@ -729,9 +740,7 @@ class _Sparsity:
         self.nnz = len(uniq)
         ends = np.cumsum([len(k) for k in keys])
         self.block_map = inv[: ends[-3]]
-        self.base = np.zeros(self.nnz)
-        if coo is not None:
-            self.base = np.bincount(inv[ends[-3] : ends[-2]], coo.data, self.nnz)
+        self.smooth_map = inv[ends[-3] : ends[-2]]
         self.diag = inv[ends[-2] :]
         self.inactive_diag = self.diag[inactive]
         rows, cols = uniq // n, uniq % n
@@ -748,10 +757,13 @@ class _Sparsity:
         self.pre_src = np.flatnonzero(sel)
         self.pre_pos = (self.pre_u + pr[sel] - pc[sel]) * n + pc[sel]
 
-    def assemble(self, blocks: list[np.ndarray]) -> np.ndarray:
-        """Normal-matrix values (nnz,) from the blocks, in the order of ``block_idx``."""
+    def assemble(self, blocks: list[np.ndarray], smooth: csr_matrix | None) -> np.ndarray:
+        """Normal-matrix values (nnz,) from the blocks, in the order of ``block_idx``, plus the
+        smoothness matrix (same pattern as the one given at construction)."""
         vals = np.concatenate([b.ravel() for b in blocks])
-        data = self.base + np.bincount(self.block_map, vals, self.nnz)
+        data = np.bincount(self.block_map, vals, self.nnz)
+        if smooth is not None:
+            data += np.bincount(self.smooth_map, smooth.tocoo().data, self.nnz)
         data[self.inactive_diag] = 1.0
         return data
 
@@ -821,12 +833,20 @@ class _Problem:
 
     def __init__(self, hand: _HandData, active: np.ndarray, cams: _Cameras,
                  cfg: OptimizerConfig, smooth_s2: float, x0: np.ndarray,
-                 L0: np.ndarray) -> None:  # fmt: skip
+                 L0: np.ndarray, fps: float = REFERENCE_FPS) -> None:  # fmt: skip
         self.cfg, self.active, self.sign = cfg, active, hand.sign
         self.T = active.shape[0]
         self.n = self.T * _NV
         self.obs = _Observations.build(hand, active, cams)
-        self.smooth = _smoothness_matrix(active, cfg, smooth_s2)
+        self.D = _difference_operator(active, cfg)
+        self.s2 = smooth_s2
+        self.smooth = None if self.D is None else (smooth_s2 * (self.D.T @ self.D)).tocsr()
+        if self.smooth is not None:
+            self.smooth.sort_indices()
+        # robust smoothness: squared scaled difference (px^2) where its loss turns linear
+        order = 1 if cfg.smoothness == "velocity" else 2
+        limit = cfg.smoothness_robust_limit * _REFERENCE_MOTION[order - 1] / fps**order
+        self.smooth_c2 = smooth_s2 * limit**2 if cfg.smoothness_robust_limit > 0 else 0.0
         self.limits = np.sin(np.radians([cfg.max_hyperextension_deg, cfg.max_sideways_deg]))
         points = np.arange(self.T * N_JOINTS)
         block_idx = [points[:, None] * 3 + np.arange(3)]
@@ -844,31 +864,49 @@ class _Problem:
         if cfg.w_angle_limits > 0:
             yield _angle_rows(x, self.active, self.sign, self.limits, np.sqrt(cfg.w_angle_limits))
 
-    def _smoothness(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        if self.smooth is None:
-            return 0.0, np.zeros(self.n)
-        sx = self.smooth @ x.ravel()
-        return float(x.ravel() @ sx), sx
+    def _row_loss(self, k: int, res: np.ndarray) -> tuple[float, np.ndarray]:
+        """Cost of the ``k``-th row term and its IRLS weights (robust for bones if asked)."""
+        c2 = self.cfg.w_bone * self.cfg.bone_robust_mm**2 if k == 0 and self.cfg.w_bone > 0 else 0
+        if c2 == 0:
+            return float(res @ res), np.ones_like(res)
+        rho, drho = _robust(res * res / c2, "soft_l1")
+        return float(c2 * rho.sum()), drho
+
+    def _smoothness(self, x: np.ndarray) -> tuple[float, np.ndarray, csr_matrix | None]:
+        """Smoothness cost, its half gradient (n,) and Gauss-Newton matrix (IRLS-weighted)."""
+        if self.D is None:
+            return 0.0, np.zeros(self.n), None
+        d = self.D @ x.ravel()
+        if self.smooth_c2 == 0:
+            return float(self.s2 * d @ d), self.smooth @ x.ravel(), self.smooth
+        r2 = self.s2 * np.sum(d.reshape(-1, 3) ** 2, axis=1)
+        rho, drho = _robust(r2 / self.smooth_c2, "soft_l1")
+        w = np.repeat(drho, 3)
+        grad = self.s2 * (self.D.T @ (w * d))
+        mat = (self.s2 * (self.D.T @ self.D.multiply(w[:, None]))).tocsr()
+        mat.sort_indices()
+        return float(self.smooth_c2 * rho.sum()), grad, mat
 
     def cost(self, x: np.ndarray, L: np.ndarray) -> float:
         """Total cost of joints ``x`` (T, J, 3) mm and bone lengths ``L`` (20,) mm."""
         total = _reprojection(x, self.obs, self.cfg, jacobian=False) + self._smoothness(x)[0]
-        for res, _, _ in self._rows(x, L):
-            total += float(res @ res)
+        for k, (res, _, _) in enumerate(self._rows(x, L)):
+            total += self._row_loss(k, res)[0]
         return total
 
     def linearize(self, x: np.ndarray, L: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Cost, Gauss-Newton normal-matrix values (nnz,) and gradient ``J^T r`` (n,)."""
         cost, rep_blocks, rep_grad = _reprojection(x, self.obs, self.cfg, jacobian=True)
-        c_s, g = self._smoothness(x)
+        c_s, g, smooth = self._smoothness(x)
         cost += c_s
         g = g + rep_grad.ravel()
         blocks = [rep_blocks]
-        for res, idx, jac in self._rows(x, L):
-            cost += float(res @ res)
-            blocks.append(jac[:, :, None] * jac[:, None, :])
-            g += np.bincount(idx.ravel(), (jac * res[:, None]).ravel(), self.n)
-        return cost, self.sparsity.assemble(blocks), g
+        for k, (res, idx, jac) in enumerate(self._rows(x, L)):
+            c_k, w = self._row_loss(k, res)
+            cost += c_k
+            blocks.append(w[:, None, None] * jac[:, :, None] * jac[:, None, :])
+            g += np.bincount(idx.ravel(), (jac * (w * res)[:, None]).ravel(), self.n)
+        return cost, self.sparsity.assemble(blocks, smooth), g
 
 
 def _levenberg_marquardt(problem: _Problem, x0: np.ndarray,
