@@ -30,9 +30,10 @@ def sample(tmp_path_factory):
 
 def test_triangulate_end_to_end(sample, tmp_path):
     out = tmp_path / "res"
-    res = CliRunner().invoke(cli, ["triangulate", "--calib", str(sample / "calibration.toml"),
-                                   "--keypoints", str(sample / "keypoints2d.npz"),
-                                   "--out", str(out), "--set", "optimizer.max_iterations=30"])  # fmt: skip
+    args = ["triangulate", "--calib", str(sample / "calibration.toml"), "--keypoints",
+            str(sample / "keypoints2d.npz"), "--out", str(out),
+            "--set", "optimizer.max_iterations=30"]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     for name in ("hands3d.npz", "hands3d.csv", "config.toml", "report.json", "calibration.toml"):
         assert (out / name).is_file(), name

@@ -5,8 +5,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from mvhand.config import (config_from_dict, config_to_toml, describe_config, load_config,
-                           param, parse_overrides)  # fmt: skip
+from mvhand.config import (
+    config_from_dict,
+    config_to_toml,
+    describe_config,
+    load_config,
+    param,  # fmt: skip
+    parse_overrides,
+)
 from mvhand.errors import ConfigError
 
 

@@ -18,7 +18,8 @@ from mvhand.core.skeleton import FINGER_JOINTS, N_JOINTS
 TABLE_CENTER_M = np.array([0.0, 0.0, 1.0])
 
 # Canonical right hand in its own frame (metres): wrist at the origin, fingers along +y,
-# palm facing +z (fingers flex towards +z), thumb towards +x. Per finger: base offset, segment lengths (cm), splay (rad).
+# palm facing +z (fingers flex towards +z), thumb towards +x. Per finger: base offset,
+# segment lengths (cm), splay (rad).
 _FINGER_BASE_CM = np.array([[2.2, 2.0, 0.0], [2.6, 8.6, 0.0], [0.6, 9.0, 0.0],
                             [-1.2, 8.6, 0.0], [-2.8, 7.8, 0.0]])  # fmt: skip
 _FINGER_SEGMENTS_CM = np.array([[4.0, 3.4, 3.0], [3.9, 2.3, 2.0], [4.4, 2.7, 2.1],
@@ -70,7 +71,7 @@ def _finger_chain(base, segs, splay, flex) -> np.ndarray:
     direction = np.array([np.sin(splay), np.cos(splay), 0.0])
     bend_axis = np.array([np.cos(splay), -np.sin(splay), 0.0])
     angle = 0.0
-    for length, a in zip(segs, flex):
+    for length, a in zip(segs, flex, strict=True):
         angle += a
         d = Rotation.from_rotvec(bend_axis * angle).apply(direction)
         pts.append(pts[-1] + length * d)
