@@ -149,19 +149,35 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     return nested
 
 
-def load_config(cls: type[T], path: str | Path | None = None,
-                overrides: Iterable[str] = ()) -> T:  # fmt: skip
-    """Load config ``cls`` from an optional TOML file, then apply ``key=value`` overrides."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; ConfigError naming the file when it is missing or malformed."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a valid TOML file ({exc})") from None
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = (),
+                section: str | None = None) -> T:  # fmt: skip
+    """Load config ``cls`` from an optional TOML file, then apply ``key=value`` overrides.
+
+    Args:
+        cls: the config dataclass.
+        path: TOML file (None: defaults).
+        overrides: ``key=value`` strings (``--set``), applied last.
+        section: if the file has a table of this name, read ``cls`` from it (so that a whole
+            pipeline config can be given where only one of its sections is needed).
+    """
     cfg = cls()
     if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not a valid TOML file ({exc})") from None
-        cfg = config_from_dict(cls, data, str(path))
+        data = read_toml(path)
+        source = str(path)
+        if section is not None and isinstance(data.get(section), dict):
+            data, source = data[section], f"{path} [{section}]"
+        cfg = config_from_dict(cls, data, source)
     over = parse_overrides(overrides)
     if over:
         cfg = config_from_dict(cls, over, "--set", base=cfg)

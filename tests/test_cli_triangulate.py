@@ -90,3 +90,16 @@ def test_bad_input_is_one_clear_line(sample, tmp_path, mutate, needle):
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o" / "hands3d.npz").exists()
+
+
+def test_a_pipeline_config_is_accepted_for_its_reconstruct_section(sample, tmp_path):
+    cfg = tmp_path / "pipe.toml"
+    cfg.write_text("[backend]\nname = 'mediapipe'\n[reconstruct.optimizer]\nenabled = false\n")
+    out = tmp_path / "o"
+    res = CliRunner().invoke(cli, ["triangulate", "--calib", str(sample / "calibration.toml"),
+                                   "--keypoints", str(sample / "keypoints2d.npz"),
+                                   "--out", str(out), "--config", str(cfg)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "enabled = false" in (out / "config.toml").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert "optimization" not in report["reconstruction"]["timings_s"]

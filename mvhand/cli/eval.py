@@ -75,25 +75,12 @@ def run_check(dataset: Path) -> None:
 def pipeline_config(path: str, overrides: tuple[str, ...]):
     """ReconstructConfig from a TOML (``[triangulation]``/``[optimizer]`` tables, or a pipeline
     config whose ``[reconstruct]`` table holds them); "default" for the defaults."""
-    import tomllib
-
-    from mvhand.config import config_from_dict, load_config, parse_overrides
-    from mvhand.errors import ConfigError
+    from mvhand.config import load_config
     from mvhand.stages.reconstruct import ReconstructConfig
 
     if path == "default":
         return load_config(ReconstructConfig, None, overrides)
-    file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: pipeline config not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not a valid TOML file ({exc})") from None
-    section = data.get("reconstruct", data)
-    cfg = config_from_dict(ReconstructConfig, section, str(file))
-    over = parse_overrides(overrides)
-    return config_from_dict(ReconstructConfig, over, "--set", base=cfg) if over else cfg
+    return load_config(ReconstructConfig, Path(path), overrides, section="reconstruct")
 
 
 def _score_predictions(sequences, pred_dir: Path, cfg):

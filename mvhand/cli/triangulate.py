@@ -17,7 +17,8 @@ from mvhand.cli.common import load_rig, print_reconstruction_summary, set_option
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created if needed).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML with [triangulation] and [optimizer] tables.")
+              help="TOML with [triangulation] and [optimizer] tables, or a pipeline config "
+              "(its [reconstruct] section is used).")
 @set_option
 @units_option
 def command(calib_path: Path, kp_path: Path, out_dir: Path, config_path: Path | None,
@@ -37,7 +38,7 @@ def command(calib_path: Path, kp_path: Path, out_dir: Path, config_path: Path | 
         write_reconstruction,  # fmt: skip
     )
 
-    cfg = load_config(ReconstructConfig, config_path, overrides)
+    cfg = load_config(ReconstructConfig, config_path, overrides, section="reconstruct")
     rig = load_rig(calib_path, units)
     kp = load_keypoints(kp_path)
     rig = match_cameras(kp, rig, kp_path)
