@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 
@@ -71,6 +72,7 @@ def main() -> None:
     ap.add_argument("--ransac-frames", type=int, default=2)
     ap.add_argument("--skip-anipose-optim", action="store_true")
     args = ap.parse_args()
+    warnings.simplefilter("ignore")  # aniposelib's numba compilation warnings
 
     rig = make_or_rig(args.cameras, seed=args.seed)
     truth = make_hand_motion(args.frames, speed=args.speed, seed=args.seed)

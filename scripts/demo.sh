@@ -23,7 +23,7 @@ fi
 mkdir -p "$OUT"
 "$BIN/mvhand" calib convert "$DATA/Calib.qca.txt" "$OUT/cams.toml" --units mm
 start=$(date +%s)
-"$BIN/mvhand" run --calib "$OUT/cams.toml" "$DATA/videos" --out "$OUT" "$@"
+"$BIN/mvhand" run --calib "$OUT/cams.toml" "$DATA/videos" --out "$OUT" --set fit.enabled=true "$@"
 end=$(date +%s)
 "$BIN/python" - "$OUT" "$((end - start))" <<'PY'
 import json, sys
