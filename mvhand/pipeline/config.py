@@ -18,6 +18,7 @@ from mvhand.fit import FitConfig
 from mvhand.stages.body import DetectConfig
 from mvhand.stages.hands2d import Hands2DConfig
 from mvhand.stages.reconstruct import ReconstructConfig
+from mvhand.stages.refine import RefineConfig
 from mvhand.stages.track import TrackingConfig
 
 #: The pipeline used when none is given.
@@ -60,6 +61,7 @@ class PipelineConfig:
     tracking: TrackingConfig = param(TrackingConfig(), "hand tracking")
     hands2d: Hands2DConfig = param(Hands2DConfig(), "2D hand keypoints")
     reconstruct: ReconstructConfig = param(ReconstructConfig(), "3D reconstruction")
+    refine: RefineConfig = param(RefineConfig(), "3D-guided re-detection, then 3D again")
     fit: FitConfig = param(FitConfig(), "hand-model fit (MANO or the kinematic hand)")
     summary: bool = param(True, "write summary.png, a one-page figure of the run's quality")
 

@@ -192,6 +192,17 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
     progress("3d", "all", 0, 1)
     rec = run_reconstruct(kp, check.rig, cfg.reconstruct)
     progress("3d", "all", 1, 1)
+    refine_info = None
+    if cfg.refine.enabled:
+        from mvhand.stages.refine import refine_step
+
+        kp, rec, refine_info = refine_step(
+            out, videos, rng, kp, rec, check.rig, cfg.refine, cfg.reconstruct,
+            np.stack([r.presence for r in results.values()]),
+            lambda: (backend_factory or make_backend)(cfg.backend).hand,
+            backend=frontend_dict(cfg)["backend"], max_bad_run=cfg.video.max_bad_run,
+            use_cache=use_cache, progress=progress)
+        save_keypoints(out / "keypoints2d.npz", kp)
     t_3d = time.perf_counter()
     extra = {
         "inputs": {"videos": {c: str(p) for c, p in videos.items()},
@@ -201,6 +212,7 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
         "warnings": warnings + cam_warnings,
         "cameras": {c: r.stats() for c, r in results.items()},
         "cameras_from_cache": reused,
+        **({"refine": refine_info} if refine_info is not None else {}),
         "timings_s": {"inputs": round(t_in - t0, 3), "cameras_2d": round(t_2d - t_in, 3),
                       "reconstruct": round(t_3d - t_2d, 3)},
     }  # fmt: skip
