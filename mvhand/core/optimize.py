@@ -12,7 +12,8 @@ Per hand, the joint trajectories ``x`` (T, 21, 3) minimise a sum of squared resi
   (``(reference / motion) ** smoothness_adaptivity``): slow hands are smoothed hard, fast ones
   lightly, which beats any fixed weight on both;
 - bone lengths, mm: ``|x_child - x_parent| - L_b`` with ``L`` (20,) shared by the whole
-  sequence and re-estimated in closed form after every step (the exact minimiser given ``x``);
+  sequence and re-estimated after every step as the median of the current per-frame lengths
+  (robust to badly placed frames);
 - shape consistency (the paper's term, optional), mm: the wrist-centred hand minus the
   previous frame's wrist-centred hand rotated onto it by Procrustes (rotation invariant; the
   rotation is the exact minimiser, so holding it fixed in the Jacobian gives the exact gradient);
@@ -466,46 +467,63 @@ def _optimize_hand(x_init: np.ndarray, hand: _HandData, cams: _Cameras, cfg: Opt
 
 
 class _LengthState:
-    """Bone lengths shared over the sequence, estimated window by window in bounded memory.
+    """Bone lengths shared over the sequence, estimated window by window.
 
-    Given the joints, the least-squares bone lengths are the mean lengths over all frames.
-    Frames of finished windows enter through running sums; frames of windows still to come
-    enter with the initial estimate (the median over the initial joints), so that every
-    window sees the whole sequence. With a single window this is the exact mean.
+    Given the joints, each bone's length is the median of its per-frame lengths: robust to
+    frames where a joint is badly placed. (The mean, the least-squares minimiser, lets a few
+    stretched frames raise every frame's target length, and the bone term then stretches the
+    whole sequence: on real detections that inflated hands by a third.) Lengths of finished
+    windows are kept (20 floats per frame); frames of windows still to come count with the
+    initial estimate (the median over the initial joints), so that every window sees the whole
+    sequence.
     """
 
     def __init__(self, initial: np.ndarray, active: np.ndarray) -> None:
         self.initial = initial
-        self.sum = np.zeros(len(BONES))
-        self.count = np.zeros(len(BONES))
-        self.remaining = _length_sums(np.zeros(active.shape + (3,)), active)[1]
+        self.done: list[np.ndarray] = []  # per finished frame and bone, NaN where unused
+        self.remaining = _frame_lengths(np.zeros(active.shape + (3,)), active)
+        self.remaining = np.isfinite(self.remaining).sum(0).astype(float)
 
     def estimate(self, x: np.ndarray, active: np.ndarray) -> np.ndarray:
         """Lengths (20,) mm for window joints ``x`` (T, J, 3) mm with mask ``active``."""
-        s, n = _length_sums(x, active)
-        future = np.maximum(self.remaining - n, 0.0)
-        prior = np.where(np.isfinite(self.initial), self.initial, 0.0) * future
-        future = np.where(np.isfinite(self.initial), future, 0.0)
-        total = n + self.count + future
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(total > 0, (s + self.sum + prior) / total, self.initial)
+        d = _frame_lengths(x, active)
+        future = np.maximum(self.remaining - np.isfinite(d).sum(0), 0.0)
+        return _median_lengths(np.concatenate([*self.done, d]), self.initial, future)
 
     def commit(self, x: np.ndarray, active: np.ndarray) -> None:
-        """Add finished frames ``x`` (T, J, 3) mm to the running sums."""
-        s, n = _length_sums(x, active)
-        self.sum += s
-        self.count += n
-        self.remaining -= n
+        """Keep the lengths of finished frames ``x`` (T, J, 3) mm."""
+        d = _frame_lengths(x, active)
+        self.done.append(d)
+        self.remaining -= np.isfinite(d).sum(0)
 
     def final(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.count > 0, self.sum / self.count, self.initial)
+        if not self.done:
+            return self.initial
+        return _median_lengths(np.concatenate(self.done), self.initial, np.zeros(len(BONES)))
 
 
-def _length_sums(x: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _frame_lengths(x: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Per-frame bone lengths (T, 20), NaN where a bone's ends are not both active."""
     ok = active[:, BONES[:, 0]] & active[:, BONES[:, 1]]
     d = np.linalg.norm(x[:, BONES[:, 1]] - x[:, BONES[:, 0]], axis=-1)
-    return np.where(ok, d, 0.0).sum(0), ok.sum(0).astype(float)
+    return np.where(ok, d, np.nan)
+
+
+def _median_lengths(d: np.ndarray, initial: np.ndarray, n_initial: np.ndarray) -> np.ndarray:
+    """Per bone, the weighted median of the lengths ``d`` (T, 20) (weight 1 each) and of
+    ``initial`` (weight ``n_initial``); ``initial`` where there is nothing."""
+    out = initial.copy()
+    for b in range(d.shape[1]):
+        vals = d[np.isfinite(d[:, b]), b]
+        w = np.ones(len(vals))
+        if np.isfinite(initial[b]) and n_initial[b] > 0:
+            vals, w = np.append(vals, initial[b]), np.append(w, n_initial[b])
+        if len(vals) == 0:
+            continue
+        order = np.argsort(vals)
+        cum = np.cumsum(w[order])
+        out[b] = vals[order][np.searchsorted(cum, 0.5 * cum[-1])]
+    return out
 
 
 def _var(t: np.ndarray, j: np.ndarray, k: np.ndarray | int) -> np.ndarray:
