@@ -24,20 +24,21 @@ from mvhand.stages.reconstruct import reconstruction_report, run_reconstruct
 pytestmark = pytest.mark.slow
 
 #: Floors. Measured on the project machine: 95 frames with both hands after triangulation
-#: (median reprojection 7.8 / 8.0 px, left / right) and 100 after the optimizer (11.1 / 15.7 px;
-#: the optimizer trades reprojection error for smoothness and fills short gaps). The issue's
-#: targets are 80 % of the frames and 8 px.
+#: (median reprojection 7.8 / 8.0 px, left / right) and 100 after the optimizer (9.3 / 9.4 px;
+#: the optimizer trades reprojection error for smoothness and steady bones and fills short
+#: gaps). The issue's targets are 80 % of the frames and 8 px.
 MIN_FRAMES_BOTH_HANDS = 80
 MAX_MEDIAN_REPROJECTION_TRIANGULATED_PX = 10.0
-MAX_MEDIAN_REPROJECTION_PX = 20.0
+MAX_MEDIAN_REPROJECTION_PX = 12.0
 #: Median over bones of the relative interquartile range of each bone's length over frames:
 #: measured 0.22 / 0.34 (left / right) after triangulation (30-60 px hands, motion blur), and
 #: ~0.002 after the optimizer, which holds bone lengths fixed.
 MAX_BONE_LENGTH_SPREAD_TRIANGULATED = 0.45
 MAX_BONE_LENGTH_SPREAD = 0.05
-#: Median bone lengths of a human hand, mm (triangulated: 12-104 measured). The optimizer's
-#: bones measured up to 121 mm (right wrist-index MCP): see the report to the lead.
-MIN_BONE_MM, MAX_BONE_MM, MAX_BONE_MM_OPTIMIZED = 5.0, 120.0, 150.0
+#: Median bone lengths of a human hand, mm (triangulated: 12-104 measured; optimized: up to
+#: 104, the right wrist to index MCP). Both hands of one person: total lengths within 25 %.
+MIN_BONE_MM, MAX_BONE_MM, MAX_BONE_MM_OPTIMIZED = 5.0, 120.0, 120.0
+MAX_LEFT_RIGHT_SIZE_RATIO = 1.25
 #: Each camera sees the person in nearly every frame.
 MIN_FRAMES_WITH_PERSON = 90
 
@@ -101,6 +102,8 @@ def test_demo_bone_lengths_are_stable(demo_run, demo_triangulated):
         q75, q50, q25 = np.nanpercentile(final[:, h], [75, 50, 25], axis=0)
         assert np.all(q50 > MIN_BONE_MM) and np.all(q50 < MAX_BONE_MM_OPTIMIZED), q50
         assert np.median((q75 - q25) / q50) < MAX_BONE_LENGTH_SPREAD
+    sizes = np.nanmedian(final, axis=0).sum(axis=1)  # (H,) total bone length per hand
+    assert sizes.max() / sizes.min() < MAX_LEFT_RIGHT_SIZE_RATIO, sizes
 
 
 def test_demo_2d_report_and_size_mismatch(demo_run):
