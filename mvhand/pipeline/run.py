@@ -203,19 +203,10 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
             backend=frontend_dict(cfg)["backend"], max_bad_run=cfg.video.max_bad_run,
             use_cache=use_cache, progress=progress)
         save_keypoints(out / "keypoints2d.npz", kp)
-    t_3d = time.perf_counter()
-    extra = {
-        "inputs": {"videos": {c: str(p) for c, p in videos.items()},
-                   "frames": {"start": rng.start, "stop": rng.stop, "step": rng.step,
-                              "count": len(rng)},
-                   "fps": fps, "image_sizes_px": {c.name: list(c.size_px) for c in check.rig}},
-        "warnings": warnings + cam_warnings,
-        "cameras": {c: r.stats() for c, r in results.items()},
-        "cameras_from_cache": reused,
-        **({"refine": refine_info} if refine_info is not None else {}),
-        "timings_s": {"inputs": round(t_in - t0, 3), "cameras_2d": round(t_2d - t_in, 3),
-                      "reconstruct": round(t_3d - t_2d, 3)},
-    }  # fmt: skip
+    timings = {"inputs": round(t_in - t0, 3), "cameras_2d": round(t_2d - t_in, 3),
+               "reconstruct": round(time.perf_counter() - t_2d, 3)}
+    extra = _run_report(videos, rng, fps, check, warnings + cam_warnings, results, reused,
+                        refine_info, timings)  # fmt: skip
     report = write_reconstruction(out, rec, config_to_toml(cfg), extra, fps)
     save_calibration(out / "calibration.toml", check.rig)
     if cfg.fit.enabled:
@@ -227,6 +218,24 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
     if overlay:
         _write_overlays(out, videos, rng, kp, rec, check.rig, report)
     return RunResult(out, kp, results, report, tuple(reused))
+
+
+def _run_report(videos: dict[str, Path], rng: range, fps: float | None, check: VideoCheck,
+                warnings: list[str], results: dict[str, Camera2D], reused: list[str],
+                refine_info: dict | None, timings: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """The run's own part of report.json (the 3D stage adds its part)."""
+    inputs = {"videos": {c: str(p) for c, p in videos.items()},
+              "frames": {"start": rng.start, "stop": rng.stop, "step": rng.step,
+                         "count": len(rng)},
+              "fps": fps,
+              "image_sizes_px": {c.name: list(c.size_px) for c in check.rig}}  # fmt: skip
+    report = {"inputs": inputs, "warnings": warnings,
+              "cameras": {c: r.stats() for c, r in results.items()},
+              "cameras_from_cache": reused}  # fmt: skip
+    if refine_info is not None:
+        report["refine"] = refine_info
+    report["timings_s"] = timings
+    return report
 
 
 def _fit(out: Path, hands3d, kp: Keypoints2D, rig: Rig, cfg: PipelineConfig,
