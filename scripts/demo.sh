@@ -35,3 +35,9 @@ errs = ", ".join(f"{h} {v['median_reprojection_error_px']:.1f} px"
 print(f"Pose2Sim demo: {rec['frames_with_both_hands']}/{rec['frames']} frames with both hands "
       f"in 3D; median reprojection error {errs}; wall time {wall} s. Outputs in {out}/")
 PY
+cat <<MSG
+Next: look at $OUT/summary.png (quality at a glance), $OUT/joint_angles.csv (fitted kinematic
+hand, degrees), and the result in 3D:
+  $BIN/mvhand render $OUT --out $OUT/orbit.mp4          (headless; or: $BIN/mvhand view $OUT)
+  $BIN/mvhand overlay $OUT --videos $DATA/videos        (2D evidence on every video)
+MSG
