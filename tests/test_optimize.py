@@ -464,3 +464,39 @@ def test_stretched_frames_do_not_inflate_bone_lengths():
     np.testing.assert_allclose(res.bone_lengths[:, bone], true_len, atol=0.002)
     fitted = np.linalg.norm(res.points3d[:, :, tip] - res.points3d[:, :, dip], axis=-1)
     np.testing.assert_allclose(np.median(fitted[~bad], axis=0), true_len, atol=0.002)
+
+
+def _ar1_noise(rng, shape, rho, sigma):
+    """Temporally correlated pixel noise along axis 1 (frames), like a tracker's jitter."""
+    out = np.empty(shape)
+    out[:, 0] = rng.normal(0, sigma, out[:, 0].shape)
+    for t in range(1, shape[1]):
+        innov = rng.normal(0, sigma * np.sqrt(1 - rho**2), out[:, t].shape)
+        out[:, t] = rho * out[:, t - 1] + innov
+    return out
+
+
+def test_cross_validation_smooths_a_still_hand_harder():
+    """Correlated detector jitter looks like motion to the motion-adaptive weight; held-out
+    cameras do not: cross-validation picks a stronger weight and gets closer to the truth."""
+    rig = synthetic.make_or_rig(12, seed=4)
+    truth = synthetic.make_hand_motion(90, speed="static", seed=4)
+    kp = rig.project(truth) + _ar1_noise(np.random.default_rng(4), (12, 90, 2, 21, 2), 0.9, 4.0)
+    scores = np.ones(kp.shape[:-1])
+    init = _dlt(rig, kp, scores)
+    fixed = optimize(rig, kp, scores, init, None, OptimizerConfig(smoothness_selection="fixed"))
+    cv = optimize(rig, kp, scores, init, None, OptimizerConfig())
+    chosen = [w[0]["smoothness_selection"]["multiplier"] for w in cv.info["hands"]]
+    assert min(chosen) > 1.0
+    assert _mpjpe(cv.points3d, truth) < 0.8 * _mpjpe(fixed.points3d, truth)
+
+
+def test_cross_validation_needs_eight_cameras(noisy):
+    few = opt._camera_folds(np.ones((7, 5, 21)))
+    assert few == []
+    folds = opt._camera_folds(np.ones((9, 5, 21)))
+    assert len(folds) == 2 and not (folds[0] & folds[1]).any() and (folds[0] | folds[1]).all()
+    # cameras that never see the hand are in no fold
+    w = np.ones((10, 5, 21))
+    w[3] = 0.0
+    assert not any(f[3] for f in opt._camera_folds(w))
