@@ -268,6 +268,8 @@ def optimize(rig: Rig, keypoints_px: np.ndarray, scores: np.ndarray,
 _CV_POWERS = (-3, 5)
 #: Cameras that must see a hand for cross-validation; with fewer the weight stays fixed.
 _CV_MIN_CAMERAS = 8
+#: Frames (from the middle of the sequence) that cross-validation fits.
+_CV_MAX_FRAMES = 150
 #: Levenberg-Marquardt iterations of each cross-validation fit (without bones they converge
 #: in two or three).
 _CV_ITERATIONS = 3
@@ -314,18 +316,19 @@ def _select_smoothness(x0: np.ndarray, hand: _HandData, cams: _Cameras, cfg: Opt
     quick = replace(cfg, w_bone=0.0, w_shape=0.0, w_angle_limits=0.0,
                     max_iterations=_CV_ITERATIONS, smoothness_selection="fixed")  # fmt: skip
     active, xb = _bridge_gaps(x0, cfg.max_gap_frames)
-    T = min(len(x0), cfg.window)  # the first window is enough to judge the weight
-    if not active[:T].any():
+    # a stretch of frames from the middle of the sequence is enough to judge the weight
+    n = min(len(x0), cfg.window, _CV_MAX_FRAMES)
+    seg = slice((len(x0) - n) // 2, (len(x0) - n) // 2 + n)
+    if not active[seg].any():
         return cfg, {}
     s2, _ = _smoothness_weight(x0, cfg, fps)
-    lengths = _LengthState(_initial_lengths(x0), active)
+    lengths = _LengthState(_initial_lengths(x0), active[seg])
+    xs, act = xb[seg], active[seg]
+    test = _HandData(hand.obs[:, seg], hand.weight[:, seg], hand.sign)
     problems = []
     for held in folds:
-        train = _HandData(hand.obs[:, :T], np.where(held[:, None, None], 0.0, hand.weight[:, :T]),
-                          hand.sign)  # fmt: skip
-        problems.append(_Problem(train, active[:T], cams, quick, s2, xb[:T], lengths.initial,
-                                 fps))  # fmt: skip
-    test = _HandData(hand.obs[:, :T], hand.weight[:, :T], hand.sign)
+        train = _HandData(test.obs, np.where(held[:, None, None], 0.0, test.weight), hand.sign)
+        problems.append(_Problem(train, act, cams, quick, s2, xs, lengths.initial, fps))
     scores: dict[int, float] = {}
 
     def score(k: int) -> float:
@@ -333,8 +336,8 @@ def _select_smoothness(x0: np.ndarray, hand: _HandData, cams: _Cameras, cfg: Opt
             errs = []
             for problem, held in zip(problems, folds, strict=True):
                 problem.set_smoothness(s2 * 4.0**k)
-                x, _, _ = _levenberg_marquardt(problem, xb[:T], lengths)
-                x[~active[:T]] = np.nan
+                x, _, _ = _levenberg_marquardt(problem, xs, lengths)
+                x[~act] = np.nan
                 errs.append(_held_out_error(x, test, cams, held))
             e = np.concatenate(errs)
             scores[k] = float(np.median(e)) if e.size else np.inf
