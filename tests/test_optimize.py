@@ -120,7 +120,7 @@ def test_noiseless_input_stays_at_truth(speed):
     res = optimize(rig, kp, np.ones(kp.shape[:-1]), truth, None, OptimizerConfig())
     drift = np.linalg.norm(res.points3d - truth, axis=-1)
     assert drift.mean() < NOISELESS_DRIFT_M and drift.max() < NOISELESS_MAX_DRIFT_M
-    exact = OptimizerConfig(w_smoothness=0.0)
+    exact = OptimizerConfig(w_smoothness=0.0, w_shape=0.0)  # no temporal term: exact
     res = optimize(rig, kp, np.ones(kp.shape[:-1]), truth, None, exact)
     assert np.abs(res.points3d - truth).max() < NOISELESS_EXACT_M
     np.testing.assert_allclose(res.bone_lengths, bone_lengths(truth[0]), atol=NOISELESS_EXACT_M)
@@ -259,7 +259,7 @@ def test_nan_only_hand_stays_nan(noisy):
 
 # ---- terms ---------------------------------------------------------------------------------
 def test_each_term_can_be_switched_off(noisy):
-    base = OptimizerConfig(w_smoothness=0.0, w_bone=0.0)
+    base = OptimizerConfig(w_smoothness=0.0, w_bone=0.0, w_shape=0.0)
     sub = slice(10, 30)
     whole = optimize(noisy.rig, noisy.kp, noisy.scores, noisy.init, None, base)
     part = optimize(noisy.rig, noisy.kp[:, sub], noisy.scores[:, sub], noisy.init[sub], None,

@@ -14,9 +14,10 @@ Per hand, the joint trajectories ``x`` (T, 21, 3) minimise a sum of squared resi
 - bone lengths, mm: ``|x_child - x_parent| - L_b`` with ``L`` (20,) shared by the whole
   sequence and re-estimated after every step as the median of the current per-frame lengths
   (robust to badly placed frames);
-- shape consistency (the paper's term, optional), mm: the wrist-centred hand minus the
-  previous frame's wrist-centred hand rotated onto it by Procrustes (rotation invariant; the
-  rotation is the exact minimiser, so holding it fixed in the Jacobian gives the exact gradient);
+- shape consistency (the paper's term; on by default with a light weight), mm: the
+  wrist-centred hand minus the previous frame's wrist-centred hand rotated onto it by
+  Procrustes (rotation invariant; the rotation is the exact minimiser, so holding it fixed
+  in the Jacobian gives the exact gradient);
 - joint-angle limits (optional), mm: how far each finger's PIP and DIP joint bends past a
   hyperextension or sideways limit, as the sine of the excess angle times the distal bone length.
 
@@ -128,7 +129,7 @@ class OptimizerConfig:
         ge=0,
     )
     w_shape: float = param(
-        0.0,
+        3.0,
         "Weight of the paper's rotation-invariant shape term: squared change (mm^2) of the "
         "wrist-centred hand from the previous frame after Procrustes alignment.",
         ge=0,
@@ -225,10 +226,10 @@ def optimize(rig: Rig, keypoints_px: np.ndarray, scores: np.ndarray,
         >>> truth = synthetic.make_hand_motion(20, speed="static")
         >>> kp = rig.project(truth)
         >>> res = optimize(rig, kp, np.ones(kp.shape[:-1]), truth, None)
-        >>> bool(np.abs(res.points3d - truth).max() < 2e-4)  # metres: the prior bends it a bit
+        >>> bool(np.abs(res.points3d - truth).max() < 5e-4)  # metres: the priors bend it a bit
         True
         >>> res = optimize(rig, kp, np.ones(kp.shape[:-1]), truth, None,
-        ...                OptimizerConfig(w_smoothness=0.0))
+        ...                OptimizerConfig(w_smoothness=0.0, w_shape=0.0))
         >>> bool(np.abs(res.points3d - truth).max() < 1e-7)
         True
     """
