@@ -10,7 +10,9 @@ Per hand, the joint trajectories ``x`` (T, 21, 3) minimise a sum of squared resi
   reference motion (1000 mm/s^2, or 100 mm/s), so the weight means the same at any frame rate;
   the weight adapts to each hand's noise-corrected RMS motion in the initial 3D
   (``(reference / motion) ** smoothness_adaptivity``): slow hands are smoothed hard, fast ones
-  lightly, which beats any fixed weight on both;
+  lightly, which beats any fixed weight on both; with 8 or more cameras the weight is then
+  scaled by the power of 4 that best predicts held-out cameras (``smoothness_selection``),
+  which also copes with temporally correlated detector jitter that looks like motion;
 - bone lengths, mm: ``|x_child - x_parent| - L_b`` with ``L`` (20,) shared by the whole
   sequence and re-estimated after every step as the median of the current per-frame lengths
   (robust to badly placed frames);
