@@ -71,8 +71,8 @@ def synth(out_dir: Path, levels: str, cameras: int, frames: int, fps: float, see
 @click.option("--dataset", required=True, type=click.Path(path_type=Path),
               help="Benchmark dataset folder (e.g. from `mvhand bench synth`).")
 @click.option("--methods", default="all", show_default=True,
-              help="Comma-separated methods: dlt, robust, opt_reproj, opt_smooth, opt_shape, "
-              "opt_bone, optimizer, anipose_dlt, anipose_ransac, anipose_optim; or 'all'.")
+              help="Comma-separated methods: dlt, robust, opt_reproj, opt_smooth, optimizer, "
+              "opt_shape, anipose_dlt, anipose_ransac, anipose_optim; or 'all'.")
 @click.option("--quick", is_flag=True, help="Leave out the slow methods (aniposelib RANSAC "
               "and optim_points).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,

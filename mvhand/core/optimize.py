@@ -16,7 +16,7 @@ Per hand, the joint trajectories ``x`` (T, 21, 3) minimise a sum of squared resi
 - bone lengths, mm: ``|x_child - x_parent| - L_b`` with ``L`` (20,) shared by the whole
   sequence and re-estimated after every step as the median of the current per-frame lengths
   (robust to badly placed frames);
-- shape consistency (the paper's term; on by default with a light weight), mm: the
+- shape consistency (the paper's term, optional: off by default, it doubles the time), mm: the
   wrist-centred hand minus the previous frame's wrist-centred hand rotated onto it by
   Procrustes (rotation invariant; the rotation is the exact minimiser, so holding it fixed
   in the Jacobian gives the exact gradient);
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -131,7 +132,7 @@ class OptimizerConfig:
         ge=0,
     )
     w_shape: float = param(
-        3.0,
+        0.0,
         "Weight of the paper's rotation-invariant shape term: squared change (mm^2) of the "
         "wrist-centred hand from the previous frame after Procrustes alignment.",
         ge=0,
@@ -331,7 +332,8 @@ def _select_smoothness(x0: np.ndarray, hand: _HandData, cams: _Cameras, cfg: Opt
     problems = []
     for held in folds:
         train = _HandData(test.obs, np.where(held[:, None, None], 0.0, test.weight), hand.sign)
-        problems.append(_Problem(train, act, cams, quick, s2, xs, lengths.initial, fps))
+        shared = problems[0].sparsity if problems else None
+        problems.append(_Problem(train, act, cams, quick, s2, xs, lengths.initial, fps, shared))
     scores: dict[int, float] = {}
 
     def score(k: int) -> float:
@@ -616,6 +618,11 @@ def _frame_lengths(x: np.ndarray, active: np.ndarray) -> np.ndarray:
 def _median_lengths(d: np.ndarray, initial: np.ndarray, n_initial: np.ndarray) -> np.ndarray:
     """Per bone, the weighted median of the lengths ``d`` (T, 20) (weight 1 each) and of
     ``initial`` (weight ``n_initial``); ``initial`` where there is nothing."""
+    if not np.any(n_initial > 0):  # one window (the usual case): a plain median per bone
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # bones never seen: NaN
+            med = np.nanmedian(d, axis=0) if len(d) else np.full(d.shape[1], np.nan)
+        return np.where(np.isfinite(med), med, initial)
     out = initial.copy()
     for b in range(d.shape[1]):
         vals = d[np.isfinite(d[:, b]), b]
@@ -955,7 +962,8 @@ class _Problem:
 
     def __init__(self, hand: _HandData, active: np.ndarray, cams: _Cameras,
                  cfg: OptimizerConfig, smooth_s2: float, x0: np.ndarray,
-                 L0: np.ndarray, fps: float = REFERENCE_FPS) -> None:  # fmt: skip
+                 L0: np.ndarray, fps: float = REFERENCE_FPS,
+                 sparsity: _Sparsity | None = None) -> None:  # fmt: skip
         self.cfg, self.active, self.sign = cfg, active, hand.sign
         self.T = active.shape[0]
         self.n = self.T * _NV
@@ -965,11 +973,13 @@ class _Problem:
         self._robust_limit = cfg.smoothness_robust_limit * _REFERENCE_MOTION[order - 1] / fps**order
         self.set_smoothness(smooth_s2)
         self.limits = np.sin(np.radians([cfg.max_hyperextension_deg, cfg.max_sideways_deg]))
-        points = np.arange(self.T * N_JOINTS)
-        block_idx = [points[:, None] * 3 + np.arange(3)]
-        block_idx += [idx for _, idx, _ in self._rows(x0, L0)]
-        self.sparsity = _Sparsity(self.n, self.T, block_idx, self.smooth,
-                                  np.repeat(~active.ravel(), 3))  # fmt: skip
+        if sparsity is None:  # the pattern depends on the masks and terms, not on the views
+            points = np.arange(self.T * N_JOINTS)
+            block_idx = [points[:, None] * 3 + np.arange(3)]
+            block_idx += [idx for _, idx, _ in self._rows(x0, L0)]
+            sparsity = _Sparsity(self.n, self.T, block_idx, self.smooth,
+                                 np.repeat(~active.ravel(), 3))  # fmt: skip
+        self.sparsity = sparsity
 
     def set_smoothness(self, s2: float) -> None:
         """Set the smoothness weight (px^2 / mm^2); the sparsity pattern does not change."""
