@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 #: ``triangulation.score_threshold`` default).
 ANIPOSE_SCORE_THRESHOLD = 0.5
 #: aniposelib's ``triangulate_ransac`` tries every subset of the cameras that see a point (2^C
-#: triangulations): 0.05 s per point with 4 cameras, 4.8 s with 12 here, about 17 hours for a
-#: 300-frame sequence of two hands. Above this many cameras the method is skipped, not run.
+#: triangulations): 0.05 s per point with 4 cameras and about 0.5 s with 12 here
+#: (benchmarks/bench_3d.py), i.e. hours for a 300-frame sequence of two hands. Above this many
+#: cameras the method is skipped, not run.
 ANIPOSE_RANSAC_MAX_CAMERAS = 8
 #: The paper's shape weight is relative to its own residual units; this is the weight used for
 #: the ``opt_shape`` variant when the optimizer's default leaves the term off.
@@ -125,7 +126,7 @@ def _anipose(kind: str) -> Callable[[Rig, Keypoints2D], np.ndarray]:
         C, T, H, J, _ = pts.shape
         if kind == "ransac" and C > ANIPOSE_RANSAC_MAX_CAMERAS:
             raise MethodSkippedError(f"not run with {C} cameras: triangulate_ransac tries all 2^C "
-                                "camera subsets per point (4.8 s per point with 12 cameras)")
+                                "camera subsets per point: hours for a sequence")
         group = camera_group(rig)
         out = np.full((T, H, J, 3), np.nan)
         for h in range(H):
