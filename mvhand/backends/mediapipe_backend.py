@@ -34,7 +34,8 @@ coordinates (pixel ``i`` spans ``[i, i + 1)``); 0.5 is subtracted to reach OpenC
 Hand joint scores: the hand model gives one presence probability per crop and no per-joint
 confidence. Each joint's score is that presence, reduced linearly to 0 for joints the model
 places outside the crop (0 at ``OUTSIDE_MARGIN`` of the crop side beyond its border), because
-such joints are extrapolated, not seen. Joints below ``hand_joint_threshold`` are dropped.
+such joints are extrapolated, not seen. Joints below ``joint_threshold`` (0 by default: the
+pipeline's hands2d stage applies the paper's threshold) are dropped.
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ class MediapipeHandKeypoints:
     hands still score 0.93 upside down). Scores: see the module docstring.
     """
 
-    def __init__(self, model: TFLiteModel, joint_threshold: float = 0.1) -> None:
+    def __init__(self, model: TFLiteModel, joint_threshold: float = 0.0) -> None:
         self._model = model
         self.joint_threshold = joint_threshold
 
@@ -303,6 +304,6 @@ def make_mediapipe_backend(cfg: BackendConfig) -> Backend:
     person = MediapipePersonDetector(TFLiteModel(model_path("person"), threads),
                                      cfg.person_threshold, cfg.max_people)  # fmt: skip
     body = MediapipeBodyPose(TFLiteModel(model_path("body"), threads), cfg.body_threshold)
-    hand = MediapipeHandKeypoints(TFLiteModel(model_path("hand"), threads),
-                                  cfg.hand_joint_threshold)  # fmt: skip
+    # every joint is reported; the pipeline's hands2d stage applies the joint threshold
+    hand = MediapipeHandKeypoints(TFLiteModel(model_path("hand"), threads))
     return Backend(person=person, body=body, hand=hand, name="mediapipe")

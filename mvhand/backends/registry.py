@@ -31,8 +31,6 @@ class BackendConfig:
     max_people: int = param(5, "At most this many people per frame, best first.", ge=1)
     body_threshold: float = param(
         0.5, "Minimum whole-body model presence score to report a body pose.", ge=0.0, le=1.0)
-    hand_joint_threshold: float = param(
-        0.1, "Hand joints with a score below this are dropped (NaN, score 0).", ge=0.0, le=1.0)
 
 
 @dataclass

@@ -200,7 +200,8 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
             out, videos, rng, kp, rec, check.rig, cfg.refine, cfg.reconstruct,
             np.stack([r.presence for r in results.values()]),
             lambda: (backend_factory or make_backend)(cfg.backend).hand,
-            backend=frontend_dict(cfg)["backend"], max_bad_run=cfg.video.max_bad_run,
+            backend=frontend_dict(cfg)["backend"], joints=cfg.hands2d,
+            max_bad_run=cfg.video.max_bad_run,
             use_cache=use_cache, progress=progress)
         save_keypoints(out / "keypoints2d.npz", kp)
     timings = {"inputs": round(t_in - t0, 3), "cameras_2d": round(t_2d - t_in, 3),

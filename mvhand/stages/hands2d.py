@@ -80,6 +80,31 @@ def _drop_duplicates(kp: np.ndarray, sc: np.ndarray,
     return n
 
 
+def clean_joints(keypoints_px: np.ndarray, scores: np.ndarray, found: np.ndarray | bool,
+                 cfg: Hands2DConfig) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The paper's rules on hand-model output: hands not found are emptied, the wrist of a found
+    hand gets confidence 1 (``wrist_score_one``), joints below ``min_joint_score`` are dropped.
+
+    Args:
+        keypoints_px: ``(..., 21, 2)`` pixels; scores: ``(..., 21)``.
+        found: ``(...)`` True where the hand model found the hand.
+
+    Returns:
+        Cleaned copies: keypoints (NaN where dropped) and scores (0 where dropped).
+    """
+    kp = np.array(keypoints_px, dtype=float)
+    sc = np.nan_to_num(np.array(scores, dtype=float), nan=0.0)
+    found = np.broadcast_to(np.asarray(found, bool), sc.shape[:-1])
+    sc[~found] = 0.0
+    kp[~found] = np.nan
+    if cfg.wrist_score_one:
+        sc[..., 0] = np.where(found & np.isfinite(kp[..., 0, :]).all(-1), 1.0, sc[..., 0])
+    low = (sc < cfg.min_joint_score) | ~np.isfinite(kp).all(-1)
+    kp[low] = np.nan
+    sc[low] = 0.0
+    return kp, sc
+
+
 def run_hands2d(track: TrackResult, cfg: Hands2DConfig = Hands2DConfig(),
                 body_hands: Sequence[tuple[BodyHand | None, BodyHand | None]] | None = None
                 ) -> Hands2DResult:  # fmt: skip
@@ -90,15 +115,6 @@ def run_hands2d(track: TrackResult, cfg: Hands2DConfig = Hands2DConfig(),
         cfg: thresholds.
         body_hands: the body stage's hand estimates per frame, to settle duplicates.
     """
-    kp = np.array(track.keypoints_px, dtype=float)
-    sc = np.nan_to_num(np.array(track.scores, dtype=float), nan=0.0)
-    found = track.track_id >= 0
-    sc[~found] = 0.0
-    kp[~found] = np.nan
-    if cfg.wrist_score_one:
-        sc[..., 0] = np.where(found & np.isfinite(kp[..., 0, :]).all(-1), 1.0, sc[..., 0])
-    low = sc < cfg.min_joint_score
-    kp[low] = np.nan
-    sc[low] = 0.0
+    kp, sc = clean_joints(track.keypoints_px, track.scores, track.track_id >= 0, cfg)
     n_dup = _drop_duplicates(kp, sc, body_hands, cfg.duplicate_distance)
     return Hands2DResult(kp, sc, n_dup)

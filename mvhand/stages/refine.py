@@ -48,6 +48,10 @@ from mvhand.core.crops import HAND_KEYPOINT_SCALE, crop_from_hand_keypoints
 from mvhand.core.data import Hands3D, Keypoints2D
 from mvhand.io.atomic import save_npz_atomic
 from mvhand.io.video import iter_frames
+from mvhand.stages.hands2d import Hands2DConfig, clean_joints
+
+#: The first pass's joint rules, when the caller gives none.
+_JOINT_RULES = Hands2DConfig()
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +82,6 @@ class RefineConfig:
         0.3, "frames whose first-pass hand lies on average within this fraction of the hand's "
         "size from the projection are not re-detected (0: re-detect every projected hand)",
         ge=0.0)
-    min_joint_score: float = param(
-        0.1, "re-detected joints scoring below this are dropped (as hands2d.min_joint_score)",
-        ge=0.0, le=1.0)
-    wrist_score_one: bool = param(
-        True, "give the wrist of an accepted re-detection confidence 1 (as hands2d does)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,16 +160,6 @@ def plan_refine(kp: np.ndarray, proj: np.ndarray, cfg: RefineConfig) -> np.ndarr
     return has_proj & ~good
 
 
-def _clean(kp: np.ndarray, sc: np.ndarray, cfg: RefineConfig) -> tuple[np.ndarray, np.ndarray]:
-    kp = np.array(kp, dtype=float).reshape(21, 2)
-    sc = np.nan_to_num(np.array(sc, dtype=float).reshape(21), nan=0.0)
-    low = (sc < cfg.min_joint_score) | ~np.isfinite(kp).all(-1)
-    kp[low], sc[low] = np.nan, 0.0
-    if cfg.wrist_score_one and not low[0]:
-        sc[0] = 1.0
-    return kp, sc
-
-
 def _decide(old_kp: np.ndarray, old_presence: float, new_kp: np.ndarray, new_presence: float,
             proj: np.ndarray, cfg: RefineConfig) -> str:  # fmt: skip
     """'add', 'replace' or 'keep' for one camera, frame and hand."""
@@ -189,8 +178,8 @@ def _decide(old_kp: np.ndarray, old_presence: float, new_kp: np.ndarray, new_pre
 
 def _refine_camera(video: Path, frames: range, c: int, kp: Keypoints2D, presence: np.ndarray,
                    proj: np.ndarray, todo: np.ndarray, model: HandKeypointEstimator,
-                   cfg: RefineConfig, out: dict, max_bad_run: int, progress: Progress
-                   ) -> None:  # fmt: skip
+                   cfg: RefineConfig, joints: Hands2DConfig, out: dict, max_bad_run: int,
+                   progress: Progress) -> None:  # fmt: skip
     """Re-detect camera ``c`` in place into the arrays of ``out``."""
     T = len(frames)
     if not todo.any():
@@ -208,7 +197,7 @@ def _refine_camera(video: Path, frames: range, c: int, kp: Keypoints2D, presence
                 continue
             res = model.estimate(image, crop)
             out["attempted"][c, i, h] = True
-            new_kp, new_sc = _clean(res.keypoints_px, res.scores, cfg)
+            new_kp, new_sc = clean_joints(res.keypoints_px, res.scores, True, joints)
             what = _decide(kp.keypoints_px[c, i, h], float(presence[i, h]), new_kp,
                            float(res.presence), proj[i, h], cfg)  # fmt: skip
             if what == "keep":
@@ -220,7 +209,8 @@ def _refine_camera(video: Path, frames: range, c: int, kp: Keypoints2D, presence
 
 def run_refine(videos: Mapping[str, Path], frames: range, kp: Keypoints2D, hands3d: Hands3D,
                rig: Rig, hand_model: HandKeypointEstimator, cfg: RefineConfig = RefineConfig(),
-               presence: np.ndarray | None = None, *, max_bad_run: int = 30,
+               presence: np.ndarray | None = None, *,
+               joints: Hands2DConfig = _JOINT_RULES, max_bad_run: int = 30,
                progress: Progress | None = None) -> RefineResult:  # fmt: skip
     """Re-detect the 2D hands of every camera from the projected 3D hands.
 
@@ -233,6 +223,7 @@ def run_refine(videos: Mapping[str, Path], frames: range, kp: Keypoints2D, hands
         rig: the calibration (cameras matched by name).
         hand_model: the 2D hand model (full-image pixels in and out).
         cfg: thresholds.
+        joints: the first pass's joint rules (threshold, wrist), applied to re-detections too.
         presence: ``(C, T, H)`` first-pass hand-model presence (None: the highest joint score
             other than the wrist, which the backends derive from the presence).
         max_bad_run: as :func:`mvhand.io.video.iter_frames`.
@@ -256,7 +247,7 @@ def run_refine(videos: Mapping[str, Path], frames: range, kp: Keypoints2D, hands
     for c, cam in enumerate(kp.cameras):
         t0 = time.process_time()
         _refine_camera(Path(videos[cam]), frames, c, kp, out["presence"][c], proj[c], todo[c],
-                       hand_model, cfg, out, max_bad_run, progress)  # fmt: skip
+                       hand_model, cfg, joints, out, max_bad_run, progress)  # fmt: skip
         cpu[cam] = time.process_time() - t0
     refined = Keypoints2D(out["kp"], out["sc"], kp.cameras, kp.hands, kp.fps)
     return RefineResult(refined, out["presence"], out["replaced"], out["added"],
@@ -304,7 +295,8 @@ def load_refine(path: Path, key: str, like: Keypoints2D) -> RefineResult | None:
 def refine_step(out_dir: Path, videos: Mapping[str, Path], frames: range, kp: Keypoints2D,
                 rec, rig: Rig, cfg: RefineConfig, reconstruct_cfg, presence: np.ndarray | None,
                 make_hand_model: Callable[[], HandKeypointEstimator], *, backend: dict,
-                max_bad_run: int = 30, use_cache: bool = True,
+                joints: Hands2DConfig = _JOINT_RULES, max_bad_run: int = 30,
+                use_cache: bool = True,
                 progress: Progress | None = None) -> tuple[Keypoints2D, object, dict]:  # fmt: skip
     """The pipeline's refine pass: re-detect (or reuse ``OUT/cache/refine.npz``), reconstruct
     again. ``rec`` is the first :class:`~mvhand.stages.reconstruct.ReconstructResult`.
@@ -316,12 +308,14 @@ def refine_step(out_dir: Path, videos: Mapping[str, Path], frames: range, kp: Ke
 
     t0 = time.perf_counter()
     path = Path(out_dir) / "cache" / "refine.npz"
-    key = refine_cache_key(videos, frames, kp, rec.hands3d, cfg, backend)
+    key = refine_cache_key(videos, frames, kp, rec.hands3d, cfg,
+                           {"backend": backend, "hands2d": asdict(joints)})  # fmt: skip
     res = load_refine(path, key, kp) if use_cache else None
     cached = res is not None
     if res is None:
         res = run_refine(videos, frames, kp, rec.hands3d, rig, make_hand_model(), cfg,
-                         presence, max_bad_run=max_bad_run, progress=progress)  # fmt: skip
+                         presence, joints=joints, max_bad_run=max_bad_run,
+                         progress=progress)  # fmt: skip
         save_refine(path, res, key)
     t1 = time.perf_counter()
     new_rec = run_reconstruct(res.keypoints, rig, reconstruct_cfg)
