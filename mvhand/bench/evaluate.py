@@ -204,6 +204,15 @@ def _concat(items: list[np.ndarray | None]) -> np.ndarray | None:
     return np.concatenate(arrays) if arrays else None
 
 
+def _pck_columns(errors: np.ndarray | None, thresholds: tuple[float, ...], dim: str,
+                 unit: str) -> dict[str, float]:  # fmt: skip
+    """``mpck<dim>`` and ``pck<dim>@<t><unit>`` of pooled errors (NaN when there are none)."""
+    p = metrics.pck(errors, thresholds) if errors is not None else np.full(len(thresholds), np.nan)
+    out = {f"mpck{dim}": float(np.mean(p))}
+    out.update({f"pck{dim}@{t:g}{unit}": float(v) for t, v in zip(thresholds, p, strict=True)})
+    return out
+
+
 def summarize(scores: list[SequenceScores], cfg: EvalConfig = DEFAULT_EVAL) -> dict[str, float]:
     """Pooled metrics over sequences: every joint of every frame weighs the same.
 
@@ -216,17 +225,13 @@ def summarize(scores: list[SequenceScores], cfg: EvalConfig = DEFAULT_EVAL) -> d
     out["mpjpe_mm"] = metrics.mean_error(e3) if e3 is not None else np.nan
     pa = _concat([s.pa3d_mm for s in scores])
     out["pa_mpjpe_mm"] = metrics.mean_error(pa) if pa is not None else np.nan
-    p3 = metrics.pck(e3, cfg.pck3d_mm) if e3 is not None else np.full(len(cfg.pck3d_mm), np.nan)
-    out["mpck3d"] = float(np.mean(p3))
-    out.update({f"pck3d@{t:g}mm": float(v) for t, v in zip(cfg.pck3d_mm, p3, strict=True)})
+    out.update(_pck_columns(e3, cfg.pck3d_mm, "3d", "mm"))
     out["completeness3d"] = metrics.completeness(e3) if e3 is not None else np.nan
     rp = _concat([s.reproj_px for s in scores])
     out["reproj_px"] = metrics.mean_error(rp) if rp is not None else np.nan
     e2 = _concat([s.err2d_px for s in scores])
     out["mje_px"] = metrics.mean_error(e2) if e2 is not None else np.nan
-    p2 = metrics.pck(e2, cfg.pck2d_px) if e2 is not None else np.full(len(cfg.pck2d_px), np.nan)
-    out["mpck2d"] = float(np.mean(p2))
-    out.update({f"pck2d@{t:g}px": float(v) for t, v in zip(cfg.pck2d_px, p2, strict=True)})
+    out.update(_pck_columns(e2, cfg.pck2d_px, "2d", "px"))
     oks = _concat([s.oks for s in scores])
     conf = _concat([s.oks_scores for s in scores])
     n_gt = sum(s.n_gt for s in scores)
