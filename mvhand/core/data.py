@@ -7,7 +7,8 @@ can rely on its shapes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,8 +78,51 @@ class Keypoints2D:
 
 
 @dataclass(frozen=True, eq=False)
+class Views2D:
+    """The 2D evidence behind 3D hands: what the 3D stage actually fitted.
+
+    The triangulation repairs left/right swaps per view and keeps only inlier views per joint;
+    everything downstream of it (the optimizer, hand-model fits, overlays, checks) must use
+    these repaired 2D keypoints and inliers, never the raw detections.
+
+    Attributes:
+        keypoints: the repaired 2D keypoints ``(C, T, H, J, 2)`` with their scores.
+        inliers: ``(C, T, H, J)`` bool, the views used for each joint.
+        swapped: ``(C, T)`` bool, views whose left and right hands were exchanged.
+    """
+
+    keypoints: Keypoints2D
+    inliers: np.ndarray
+    swapped: np.ndarray
+
+    def __post_init__(self) -> None:
+        shape = self.keypoints.scores.shape
+        inl = np.asarray(self.inliers, dtype=bool)
+        sw = np.asarray(self.swapped, dtype=bool)
+        if inl.shape != shape:
+            raise ValueError(f"inliers must have shape {shape}, got {inl.shape}")
+        if sw.shape != shape[:2]:
+            raise ValueError(f"swapped must have shape {shape[:2]}, got {sw.shape}")
+        object.__setattr__(self, "inliers", inl)
+        object.__setattr__(self, "swapped", sw)
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.keypoints.cameras
+
+    def inlier_keypoints(self) -> Keypoints2D:
+        """The repaired 2D with every non-inlier view of a joint removed (NaN, score 0)."""
+        kp = np.where(self.inliers[..., None], self.keypoints.keypoints_px, np.nan)
+        sc = np.where(self.inliers, self.keypoints.scores, 0.0)
+        k = self.keypoints
+        return Keypoints2D(kp, sc, k.cameras, k.hands, k.fps)
+
+
+@dataclass(frozen=True, eq=False)
 class Hands3D:
-    """3D hand joints over a sequence, with per-joint quality.
+    """3D hand joints over a sequence, with per-joint quality: the one 3D result type.
+
+    The triangulation, the optimizer and the files (``hands3d.npz``) all produce this type.
 
     Attributes:
         keypoints3d: ``(T, H, J, 3)`` in ``units``, NaN where not reconstructed.
@@ -87,6 +131,11 @@ class Hands3D:
         score: ``(T, H, J)`` mean 2D score of those views.
         units: "m", "cm" or "mm".
         hands: hand names along axis H.
+        views: the repaired 2D and inlier views the 3D was computed from (None when the 3D
+            was loaded from a file that does not carry them).
+        bone_lengths: ``(H, 20)`` per-hand bone lengths in ``units`` (order of
+            ``mvhand.core.skeleton.BONES``), None when not estimated.
+        info: diagnostics of the stage that made it (JSON-serialisable).
     """
 
     keypoints3d: np.ndarray
@@ -95,6 +144,9 @@ class Hands3D:
     score: np.ndarray
     units: str = "m"
     hands: tuple[str, ...] = HANDS
+    views: Views2D | None = None
+    bone_lengths: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         kp = np.asarray(self.keypoints3d, dtype=float)
@@ -104,7 +156,18 @@ class Hands3D:
             arr = np.asarray(getattr(self, name))
             if arr.shape != kp.shape[:-1]:
                 raise ValueError(f"{name} must have shape {kp.shape[:-1]}, got {arr.shape}")
+        if self.views is not None and self.views.inliers.shape[1:] != kp.shape[:-1]:
+            raise ValueError(f"views {self.views.inliers.shape} do not match 3D {kp.shape}")
+        if self.bone_lengths is not None:
+            bl = np.asarray(self.bone_lengths, dtype=float)
+            if bl.shape != (kp.shape[1], N_JOINTS - 1):
+                raise ValueError(f"bone_lengths must have shape ({kp.shape[1]}, "
+                                 f"{N_JOINTS - 1}), got {bl.shape}")  # fmt: skip
+            object.__setattr__(self, "bone_lengths", bl)
         object.__setattr__(self, "keypoints3d", kp)
+        object.__setattr__(self, "reprojection_error_px",
+                           np.asarray(self.reprojection_error_px, dtype=float))
+        object.__setattr__(self, "score", np.asarray(self.score, dtype=float))
         object.__setattr__(self, "n_views", np.asarray(self.n_views, dtype=np.int64))
         object.__setattr__(self, "hands", tuple(self.hands))
 
@@ -112,3 +175,11 @@ class Hands3D:
     def valid(self) -> np.ndarray:
         """``(T, H, J)`` True where the joint was reconstructed."""
         return np.isfinite(self.keypoints3d).all(axis=-1)
+
+    @property
+    def n_frames(self) -> int:
+        return self.keypoints3d.shape[0]
+
+    def replace(self, **changes) -> Hands3D:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)

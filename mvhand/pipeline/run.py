@@ -27,9 +27,9 @@ from mvhand.io.atomic import write_text_atomic
 from mvhand.io.calibration import save_calibration
 from mvhand.io.keypoints import save_keypoints
 from mvhand.io.video import VideoCheck, check_videos, find_videos, probe_video
-from mvhand.pipeline.cache import cache_key, cache_path, load_camera, save_camera
-from mvhand.pipeline.camera2d import Camera2D, Progress, _no_progress, process_camera
+from mvhand.pipeline.camera2d import Camera2D, Progress, _no_progress
 from mvhand.pipeline.config import PipelineConfig, frontend_dict
+from mvhand.pipeline.workers import compute_cameras_2d
 
 log = logging.getLogger(__name__)
 
@@ -100,31 +100,6 @@ def frame_range(cfg: PipelineConfig, n_frames: int, frames: tuple[int, int | Non
     return rng
 
 
-def _camera_2d(cams: dict[str, Path], frames: range, cfg: PipelineConfig, out_dir: Path,
-               progress: Progress, use_cache: bool, backend_factory: Callable
-               ) -> tuple[dict[str, Camera2D], list[str]]:  # fmt: skip
-    """Per camera: the cached 2D result, or compute and cache it (in camera order)."""
-    results: dict[str, Camera2D] = {}
-    reused: list[str] = []
-    backend = None
-    frontend = frontend_dict(cfg)
-    for cam, video in cams.items():
-        key = cache_key(video, frames, frontend)
-        path = cache_path(out_dir, cam)
-        cached = load_camera(path, key) if use_cache else None
-        if cached is not None:
-            results[cam] = cached
-            reused.append(cam)
-            progress("body", cam, len(frames), len(frames))
-            progress("track", cam, 1, 1)
-            continue
-        if backend is None:
-            backend = backend_factory(cfg.backend)
-        results[cam] = process_camera(cam, video, frames, backend, cfg, progress)
-        save_camera(path, results[cam], key)  # now safe against Ctrl-C in a later camera
-    return results, reused
-
-
 def _camera_warnings(results: dict[str, Camera2D]) -> list[str]:
     out = []
     for cam, r in results.items():
@@ -176,7 +151,7 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
     for w in warnings:
         log.warning(w)
     t_in = time.perf_counter()
-    results, reused = _camera_2d(videos, rng, cfg, out, progress, use_cache,
+    results, reused = compute_cameras_2d(videos, rng, cfg, out, progress, use_cache,
                                  backend_factory or make_backend)  # fmt: skip
     cam_warnings = _camera_warnings(results)
     for w in cam_warnings:
