@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -57,11 +58,14 @@ class _Bars:
               "keypoints and reprojected 3D joints.")
 @click.option("--no-cache", is_flag=True, help="Recompute every camera's 2D result even if "
               "OUT/cache holds one for the same settings and videos.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes "
+              "for the per-camera 2D work (0: one per CPU core; 1: no extra process). Default: "
+              "the pipeline's `workers` if set to other than 1, else one per core.")
 @set_option
 @units_option
 def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir: Path,
-            frames_text: str | None, overlay: bool, no_cache: bool, overrides: tuple[str, ...],
-            units: str | None) -> None:  # fmt: skip
+            frames_text: str | None, overlay: bool, no_cache: bool, workers: int | None,
+            overrides: tuple[str, ...], units: str | None) -> None:  # fmt: skip
     """Run the whole pipeline on VIDEOS, a folder with one video per camera.
 
     Each video's file stem must be a camera name of the calibration (or set [video] mapping
@@ -76,6 +80,8 @@ def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir:
     from mvhand.pipeline.run import run_pipeline
 
     cfg = load_pipeline(pipeline_path, overrides)
+    if workers is not None or cfg.workers == 1:
+        cfg = dataclasses.replace(cfg, workers=0 if workers is None else workers)
     frames = parse_frames(frames_text)
     console = Console(stderr=True)
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),

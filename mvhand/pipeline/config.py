@@ -64,6 +64,10 @@ class PipelineConfig:
     refine: RefineConfig = param(RefineConfig(), "3D-guided re-detection, then 3D again")
     fit: FitConfig = param(FitConfig(), "hand-model fit (MANO or the kinematic hand)")
     summary: bool = param(True, "write summary.png, a one-page figure of the run's quality")
+    workers: int = param(
+        1, "worker processes for the per-camera 2D work (0: one per CPU core available, at "
+        "most one per camera; 1: in this process; `mvhand run` defaults to 0); results are "
+        "the same for any number", ge=0)
 
 
 def load_pipeline(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()
