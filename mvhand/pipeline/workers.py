@@ -288,7 +288,10 @@ def _check_alive(procs: list[Any], running: dict[int, str]) -> None:
                              f"{p.exitcode}); run with workers = 1 to see the error in this "
                              "process")  # fmt: skip
     if all(p.exitcode is not None for p in procs):
-        raise ModelError("every camera worker process exited before all cameras were done")
+        codes = ", ".join(str(p.exitcode) for p in procs)
+        raise ModelError(f"the camera worker processes exited (exit codes {codes}) before all "
+                         "cameras were done; run with workers = 1 to see the error in this "
+                         "process")  # fmt: skip
 
 
 def _stop(procs: list[Any]) -> None:
