@@ -19,7 +19,12 @@ from mvhand.io.video import probe_video
 from mvhand.pipeline.cache import cache_path
 from mvhand.pipeline.camera2d import Camera2D
 from mvhand.pipeline.config import load_pipeline
-from mvhand.pipeline.workers import compute_cameras_2d, resolve_workers
+from mvhand.pipeline.workers import (
+    camera_tasks,
+    compute_cameras_2d,
+    compute_parallel,
+    resolve_workers,
+)
 
 FRAMES = range(0, 12)
 
@@ -90,13 +95,20 @@ def test_resume_computes_only_missing_cameras(scene_videos, tmp_path):
 
 
 def lambda_factory(scene):
-    return lambda cfg: Factory(scene)(cfg)  # cannot be pickled: workers are forked
+    return lambda cfg: Factory(scene)(cfg)  # cannot be pickled
 
 
-def test_unpicklable_factory_works_by_fork(scene_videos, tmp_path):
+def test_spawned_workers_equal_forked_ones(scene_videos, tmp_path):
     scene, videos = scene_videos
-    (res, _), _ = compute(scene, videos, tmp_path, workers=3, factory=lambda_factory(scene))
-    np.testing.assert_allclose(res["cam3"].keypoints_px, scene.proj[2, FRAMES], atol=EXACT_2D_PX)
+    tasks = camera_tasks(videos, FRAMES, cfg_with(2), tmp_path / "s")
+    spawned = compute_parallel(tasks, 2, lambda *a: None, Factory(scene), "spawn")
+    forked = compute_parallel(camera_tasks(videos, FRAMES, cfg_with(2), tmp_path / "f"), 2,
+                              lambda *a: None, lambda_factory(scene), "fork")  # fmt: skip
+    for cam in videos:
+        assert_same(spawned[cam], forked[cam])
+        assert cache_path(tmp_path / "s", cam).is_file()
+    with pytest.raises(ModelError, match="cannot be pickled"):
+        compute_parallel(tasks, 2, lambda *a: None, lambda_factory(scene), "spawn")
 
 
 class BrokenHand(FakeHand):

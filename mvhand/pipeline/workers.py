@@ -7,8 +7,8 @@ and ``mvhand batch`` on a process pool or a Ray cluster.
 Parallel runs give the same results as serial ones: each camera is processed by the same
 function with its own backend, and each worker writes its camera's cache file (atomically) as
 soon as the camera is finished, so an interrupted run resumes with every finished camera.
-Workers are started with ``spawn`` when the backend factory pickles (the default one does), and
-with ``fork`` otherwise (e.g. a lambda in a test). Each worker's BLAS and OpenCV threads are
+Workers are forked on Linux (fast to start, and the backend factory need not pickle) and
+spawned elsewhere. Each worker's BLAS and OpenCV threads are
 capped at ``cores // workers`` so that workers do not oversubscribe the machine; the model
 threads are ``backend.num_threads`` (default 1).
 """
@@ -21,6 +21,7 @@ import os
 import pickle
 import queue as queue_mod
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -159,16 +160,18 @@ def camera_error(camera: str, exc: BaseException) -> MvhandError:
 
 # --- worker processes ---------------------------------------------------------------------
 
-def _context(backend_factory: Callable) -> mp.context.BaseContext:
-    """``spawn`` when the factory pickles, else ``fork`` (which passes it without pickling)."""
-    try:
-        pickle.dumps(backend_factory)
-        return mp.get_context("spawn")
-    except (pickle.PicklingError, AttributeError, TypeError):
-        if "fork" not in mp.get_all_start_methods():
-            raise ModelError("the backend factory cannot be pickled and this platform cannot "
-                             "fork; use workers = 1") from None  # fmt: skip
-        return mp.get_context("fork")
+def _context(backend_factory: Callable, start_method: str | None) -> mp.context.BaseContext:
+    """``fork`` on Linux (workers start in milliseconds and share the parent's imports; the
+    factory need not pickle), else ``spawn`` (the factory must pickle; the default one does)."""
+    if start_method is None:
+        start_method = "fork" if sys.platform.startswith("linux") else "spawn"
+    if start_method != "fork":
+        try:
+            pickle.dumps(backend_factory)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            raise ModelError(f"the backend factory cannot be pickled for '{start_method}' "
+                             "worker processes; use workers = 1") from None  # fmt: skip
+    return mp.get_context(start_method)
 
 
 def _limit_threads(n_threads: int) -> Any:
@@ -229,13 +232,16 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 def compute_parallel(tasks: list[CameraTask], n_workers: int, progress: Progress,
-                     backend_factory: Callable) -> dict[str, Camera2D]:  # fmt: skip
+                     backend_factory: Callable, start_method: str | None = None
+                     ) -> dict[str, Camera2D]:  # fmt: skip
     """Run ``tasks`` on ``n_workers`` processes; relays their progress; results by camera.
+
+    ``start_method``: "fork", "spawn" or "forkserver" (None: fork on Linux, else spawn).
 
     On the first failure (or an exception in ``progress``, e.g. Ctrl-C) the workers are
     stopped and the error is raised; cameras finished before that keep their cache files.
     """
-    ctx = _context(backend_factory)
+    ctx = _context(backend_factory, start_method)
     task_q, events = ctx.Queue(), ctx.Queue()
     for task in tasks:
         task_q.put(task)
