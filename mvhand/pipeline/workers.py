@@ -7,8 +7,9 @@ and ``mvhand batch`` on a process pool or a Ray cluster.
 Parallel runs give the same results as serial ones: each camera is processed by the same
 function with its own backend, and each worker writes its camera's cache file (atomically) as
 soon as the camera is finished, so an interrupted run resumes with every finished camera.
-Workers are forked on Linux (fast to start, and the backend factory need not pickle) and
-spawned elsewhere. Each worker's BLAS and OpenCV threads are
+Workers are spawned (fresh interpreters: forking a process whose OpenCV thread pool has run
+deadlocks), so the backend factory must pickle (the default one does; an unpicklable one, such
+as a test's lambda, falls back to fork). Each worker's BLAS and OpenCV threads are
 capped at ``cores // workers`` so that workers do not oversubscribe the machine; the model
 threads are ``backend.num_threads`` (default 1).
 """
@@ -21,7 +22,6 @@ import os
 import pickle
 import queue as queue_mod
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -161,11 +161,21 @@ def camera_error(camera: str, exc: BaseException) -> MvhandError:
 # --- worker processes ---------------------------------------------------------------------
 
 def _context(backend_factory: Callable, start_method: str | None) -> mp.context.BaseContext:
-    """``fork`` on Linux (workers start in milliseconds and share the parent's imports; the
-    factory need not pickle), else ``spawn`` (the factory must pickle; the default one does)."""
+    """``spawn`` by default: a fresh interpreter per worker. ``fork`` is only the fallback for
+    a factory that does not pickle: forking a parent whose OpenCV thread pool has run leaves
+    the child waiting forever on that pool (seen here after a serial run in the same process).
+    """
     if start_method is None:
-        start_method = "fork" if sys.platform.startswith("linux") else "spawn"
-    if start_method != "fork":
+        start_method = "spawn"
+        try:
+            pickle.dumps(backend_factory)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            if "fork" not in mp.get_all_start_methods():
+                raise ModelError("the backend factory cannot be pickled and this platform "
+                                 "cannot fork; use workers = 1") from None  # fmt: skip
+            log.warning("the backend factory cannot be pickled: forking the camera workers")
+            start_method = "fork"
+    elif start_method != "fork":
         try:
             pickle.dumps(backend_factory)
         except (pickle.PicklingError, AttributeError, TypeError):
@@ -236,7 +246,8 @@ def compute_parallel(tasks: list[CameraTask], n_workers: int, progress: Progress
                      ) -> dict[str, Camera2D]:  # fmt: skip
     """Run ``tasks`` on ``n_workers`` processes; relays their progress; results by camera.
 
-    ``start_method``: "fork", "spawn" or "forkserver" (None: fork on Linux, else spawn).
+    ``start_method``: "spawn", "forkserver" or "fork" (None: spawn; fork for a factory that
+    does not pickle).
 
     On the first failure (or an exception in ``progress``, e.g. Ctrl-C) the workers are
     stopped and the error is raised; cameras finished before that keep their cache files.
