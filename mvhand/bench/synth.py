@@ -274,8 +274,14 @@ def person_motion(n: int, fps: float, speed: str, person: int, rng: np.random.Ge
         mocap: optional real right-hand capture ``(T, 21, 3)`` (any units) driving the
             articulation and wrist rotation of both hands (the left mirrored).
     """
+    return _hands_at(n, fps, speed, _PERSONS[person % len(_PERSONS)], rng, mocap)
+
+
+def _hands_at(n: int, fps: float, speed: str, place: tuple, rng: np.random.Generator,
+              mocap: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """:func:`person_motion` for a place ``((x, y), yaw)`` at the table."""
     amp, cutoff, rot_amp, grip_cut = _MOTION[speed]
-    (cx, cy), yaw = _PERSONS[person % len(_PERSONS)]
+    (cx, cy), yaw = place
     fwd = np.array([np.cos(yaw), np.sin(yaw), 0.0])
     right = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
     out = np.zeros((n, 2, N_JOINTS, 3))
@@ -423,3 +429,332 @@ def write_benchmark(out: str | Path, levels: tuple[str, ...], cfg: SynthConfig) 
                    "Synthetic operating-room sequences with exact 3D and 2D ground truth.",
                    sorted(kept + infos, key=lambda i: i.name), recipe)  # fmt: skip
     return paths
+
+
+# ------------------------------------------------------------------- several people (L3-L5)
+@dataclass(frozen=True)
+class PeoplePreset:
+    """A multi-person level for :func:`synthesize_people` (the association benchmark).
+
+    Attributes:
+        speed: hand motion of the people at the table.
+        at_table: people standing at the table for the whole sequence.
+        walkers: distractors who enter, walk through the room and leave (two of them on
+            opposite courses cross each other's path).
+        noise_px: base 2D noise of a hand joint 1.6 m from a 4K camera.
+        miss_rate: probability that a person is not detected in a view and frame.
+        mirror_rate: rows whose body model exchanged left and right (hands too).
+        swap_rate: rows whose hand side guesses are exchanged.
+        wrong_hand_rate: hand slots holding another (nearby) person's hand.
+        hand_outlier_rate: hand slots shifted 50-300 px (the detector on the wrong object).
+    """
+
+    speed: str
+    at_table: int
+    walkers: int
+    noise_px: float = 5.0
+    miss_rate: float = 0.03
+    mirror_rate: float = 0.02
+    swap_rate: float = 0.02
+    wrong_hand_rate: float = 0.01
+    hand_outlier_rate: float = 0.005
+
+
+PEOPLE_PRESETS: dict[str, PeoplePreset] = {
+    "L3": PeoplePreset("static", at_table=3, walkers=1),
+    "L4": PeoplePreset("slow", at_table=4, walkers=2, miss_rate=0.05, mirror_rate=0.03,
+                       swap_rate=0.03, wrong_hand_rate=0.02),  # fmt: skip
+    "L5": PeoplePreset("fast", at_table=5, walkers=2, noise_px=6.0, miss_rate=0.06,
+                       mirror_rate=0.04, swap_rate=0.04, wrong_hand_rate=0.03,
+                       hand_outlier_rate=0.01),  # fmt: skip
+}
+#: Places at the table: (x, y) of the shoulder line's centre and facing yaw (rad).
+_TABLE_PLACES = (((-0.12, 0.0), 0.0), ((0.22, 0.04), np.pi), ((0.02, 0.30), -np.pi / 2),
+                 ((0.04, -0.30), np.pi / 2), ((-0.15, 0.28), -np.pi / 3),
+                 ((0.25, -0.25), 3 * np.pi / 4))  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class PeopleSequence:
+    """A generated multi-person sequence with the truth of every detection.
+
+    Attributes:
+        rig: the cameras.
+        detections: every person's detections per camera (no identity across views).
+        hands3d: ``(T, G, 2, 21, 3)`` m, every person's true hands (NaN while absent).
+        body3d: ``(T, G, 17, 3)`` m, true COCO-17 body joints.
+        present: ``(T, G)`` bool.
+        true_person: ``(N,)`` the person of each detection row.
+        true_hand: ``(N, 2, 2)`` the (person, side) each hand slot really shows, -1 if empty.
+        level: the level name.
+    """
+
+    rig: Rig
+    detections: object
+    hands3d: np.ndarray
+    body3d: np.ndarray
+    present: np.ndarray
+    true_person: np.ndarray
+    true_hand: np.ndarray
+    level: str
+
+
+def body_from_hands(hands: np.ndarray, place: tuple, standing: bool = True) -> np.ndarray:
+    """COCO-17 body joints ``(T, 17, 3)`` of a person at ``place`` whose wrists are the hands'
+    ``(T, 2, 21, 3)`` wrists: shoulders 0.3 m behind the place, 1.45 m high, elbows between."""
+    (cx, cy), yaw = place
+    fwd = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    right = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
+    up = np.array([0.0, 0.0, 1.0])
+    T = len(hands)
+    cx, cy = np.broadcast_to(cx, (T,)), np.broadcast_to(cy, (T,))
+    mid = np.stack([cx, cy, np.full(T, 1.45)], -1) - fwd * 0.30
+    b = np.full((T, 17, 3), np.nan)
+    head = mid + up * 0.22 + fwd * 0.09
+    b[:, 0] = head
+    for s, sign in ((0, -1.0), (1, 1.0)):  # left is -right
+        b[:, 1 + s] = head + up * 0.03 + sign * right * 0.035 - fwd * 0.02
+        b[:, 3 + s] = head + sign * right * 0.075 - fwd * 0.09
+        sh = mid + sign * right * 0.19
+        wr = hands[:, s, 0]
+        b[:, 5 + s], b[:, 9 + s] = sh, wr
+        b[:, 7 + s] = (sh + wr) / 2 - up * 0.12 + sign * right * 0.06
+        hip = mid - up * 0.5 + sign * right * 0.1
+        b[:, 11 + s], b[:, 13 + s], b[:, 15 + s] = hip, hip - up * 0.45, hip - up * 0.85
+    return b
+
+
+def _walker(n: int, fps: float, rng: np.random.Generator, start: np.ndarray, end: np.ndarray,
+            t0: int, speed_mps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """A person walking from ``start`` to ``end`` (x, y) from frame ``t0``: hands, body,
+    presence."""
+    d = end - start
+    length = float(np.linalg.norm(d))
+    yaw = float(np.arctan2(d[1], d[0]))
+    t = np.arange(n)
+    s = (t - t0) * speed_mps / fps
+    present = (s >= 0) & (s <= length)
+    pos = start + np.clip(s, 0, length)[:, None] * d / length
+    fwd = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    right = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
+    hands = np.zeros((n, 2, N_JOINTS, 3))
+    phase = 2 * np.pi * 0.9 * t / fps
+    down = np.array([0.0, 0.0, -1.0])
+    rot = Rotation.from_matrix(np.column_stack([fwd, down, np.cross(fwd, down)]))
+    for h, sign in ((0, -1.0), (1, 1.0)):
+        swing = 0.18 * np.sin(phase + h * np.pi)
+        wrist = (np.c_[pos, np.full(n, 0.85)] + sign * right * 0.22 + swing[:, None] * fwd)
+        pose = hand_pose(np.full((5, 3), 0.4), rng.uniform(0.92, 1.08), left=h == 0)
+        hands[:, h] = rot.apply(pose)[None] + wrist[:, None]
+    place = ((pos[:, 0] + fwd[0] * 0.30, pos[:, 1] + fwd[1] * 0.30), yaw)
+    body = body_from_hands(hands, place)
+    hands[~present], body[~present] = np.nan, np.nan
+    return hands, body, present
+
+
+def _people_truth(cfg: SynthConfig, preset: PeoplePreset, rng: np.random.Generator):
+    n, fps = cfg.n_frames, cfg.fps
+    hands, bodies, present = [], [], []
+    for p in range(preset.at_table):
+        place = _TABLE_PLACES[p % len(_TABLE_PLACES)]
+        h = _hands_at(n, fps, preset.speed, place, rng)
+        hands.append(h)
+        bodies.append(body_from_hands(h, place))
+        present.append(np.ones(n, bool))
+    for w in range(preset.walkers):
+        y = 0.95 + 0.1 * w
+        start, end = np.array([-2.2, y]), np.array([2.2, y - 0.05])
+        if w % 2:
+            start, end = end, start
+        t0 = int(n * (0.1 + 0.25 * w))
+        h, b, pres = _walker(n, fps, rng, start, end, t0, rng.uniform(1.4, 1.8))
+        hands.append(h)
+        bodies.append(b)
+        present.append(pres)
+    return np.stack(hands, 1), np.stack(bodies, 1), np.stack(present, 1)
+
+
+def _visible(rig: Rig, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Projections ``(C, ..., 2)``, depth and in-image mask of points ``(..., 3)``."""
+    px = rig.project(pts)
+    depth = np.stack([c.world_to_cam(pts)[..., 2] for c in rig.cameras])
+    size = np.array([c.size_px for c in rig.cameras], float)
+    size = size.reshape((len(rig),) + (1,) * (pts.ndim - 1) + (2,))
+    ok = (depth > 0.1) & (px >= 0).all(-1) & (px <= size - 1).all(-1)
+    return px, depth, ok
+
+
+def _people_noise(rng: np.random.Generator, rig: Rig, px: np.ndarray, depth: np.ndarray,
+                  sigma_m: float | None, noise_px: float) -> np.ndarray:  # fmt: skip
+    """Gaussian 2D noise: ``sigma_m`` metres at the point's depth, or the hand detector's
+    ``noise_px`` growing with depth."""
+    f = rig.focal_px.reshape((-1,) + (1,) * (depth.ndim - 1))
+    if sigma_m is not None:
+        sigma = f * sigma_m / np.maximum(depth, 0.1)
+    else:
+        sigma = noise_px * (0.5 + 0.5 * np.maximum(depth, 0.1) / 1.6)
+    return px + rng.normal(size=px.shape) * np.nan_to_num(sigma)[..., None]
+
+
+def _people_rows(rng, rig: Rig, hands: np.ndarray, body: np.ndarray, present: np.ndarray,
+                 preset: PeoplePreset) -> dict[str, np.ndarray]:  # fmt: skip
+    """Every row of detections with its truth (unshuffled)."""
+    bpx, bdepth, bok = _visible(rig, body)  # (C, T, G, 17, ...)
+    hpx, hdepth, hok = _visible(rig, hands)  # (C, T, G, 2, 21, ...)
+    bpx = _people_noise(rng, rig, bpx, bdepth, 0.015, 0.0)
+    hpx = _people_noise(rng, rig, hpx, hdepth, None, preset.noise_px)
+    C, T, G = bok.shape[:3]
+    pres = np.broadcast_to(present[None], (C, T, G))
+    body_row = pres & (bok.sum(-1) >= 6) & (rng.random((C, T, G)) >= preset.miss_rate)
+    hand_seen = pres[..., None] & (hok.sum(-1) >= 12) & (rng.random((C, T, G, 2)) >= 0.05)
+    palm = hand_seen & ~body_row[..., None]
+    c, t, g = np.nonzero(body_row)
+    pc, pt, pg, ph = np.nonzero(palm)
+    n_body, n_palm = len(c), len(pc)
+    N = n_body + n_palm
+    rows = {"camera": np.r_[c, pc], "frame": np.r_[t, pt], "person": np.r_[g, pg],
+            "source": np.r_[np.zeros(n_body, int), np.ones(n_palm, int)]}  # fmt: skip
+    b = np.full((N, 17, 2), np.nan)
+    b[:n_body] = np.where(bok[c, t, g][..., None], bpx[c, t, g], np.nan)
+    hd = np.full((N, 2, N_JOINTS, 2), np.nan)
+    truth = np.full((N, 2, 2), -1, dtype=np.int64)
+    shown = hand_seen[c, t, g]  # (n_body, 2)
+    hd[:n_body] = np.where((shown[..., None] & hok[c, t, g])[..., None], hpx[c, t, g], np.nan)
+    truth[:n_body, :, 0] = np.where(shown, g[:, None], -1)
+    truth[:n_body, :, 1] = np.where(shown, np.arange(2)[None], -1)
+    idx = n_body + np.arange(n_palm)
+    hd[idx, ph] = np.where(hok[pc, pt, pg, ph][..., None], hpx[pc, pt, pg, ph], np.nan)
+    truth[idx, ph] = np.stack([pg, ph], 1)
+    rows.update(body=b, hands=hd, truth=truth)
+    _people_errors(rng, rows, hpx, hok, hands, preset)
+    return rows
+
+
+def _people_errors(rng, rows: dict, hpx: np.ndarray, hok: np.ndarray, hands: np.ndarray,
+                   preset: PeoplePreset) -> None:  # fmt: skip
+    """The detector's mistakes, in place: mirrored bodies, swapped hand guesses, another
+    person's hand in a slot, hand outliers."""
+    from mvhand.core.people import BODY_MIRROR
+
+    N = len(rows["camera"])
+    b, hd, truth = rows["body"], rows["hands"], rows["truth"]
+    is_body = rows["source"] == 0
+    mirror = is_body & (rng.random(N) < preset.mirror_rate)
+    b[mirror] = b[mirror][:, BODY_MIRROR]
+    swap = mirror ^ (rng.random(N) < preset.swap_rate)
+    hd[swap], truth[swap] = hd[swap][:, ::-1], truth[swap][:, ::-1]
+    wrong = np.nonzero(is_body[:, None] & (rng.random((N, 2)) < preset.wrong_hand_rate))
+    for n, k in zip(*wrong, strict=True):
+        c, t, g = rows["camera"][n], rows["frame"][n], rows["person"][n]
+        d = np.linalg.norm(hands[t, :, :, 0] - hands[t, g, k, 0], axis=-1)  # (G, 2)
+        d[g] = np.inf
+        d[~np.isfinite(d)] = np.inf
+        og, oh = np.unravel_index(np.argmin(d), d.shape)
+        if np.isfinite(d[og, oh]) and hok[c, t, og, oh].sum() >= 12:
+            hd[n, k] = np.where(hok[c, t, og, oh][:, None], hpx[c, t, og, oh], np.nan)
+            truth[n, k] = (og, oh)
+    out = rng.random((N, 2)) < preset.hand_outlier_rate
+    shift = rng.uniform(50, 300, out.sum())[:, None] * _unit_px(rng, out.sum())
+    hd[out] += shift[:, None]
+
+
+def _unit_px(rng: np.random.Generator, n: int) -> np.ndarray:
+    a = rng.uniform(0, 2 * np.pi, n)
+    return np.stack([np.cos(a), np.sin(a)], -1)
+
+
+def synthesize_people(cfg: SynthConfig) -> PeopleSequence:
+    """A multi-person sequence of level L3, L4 or L5 (:data:`PEOPLE_PRESETS`): everyone's
+    detections in every camera, with no identity across cameras, and the truth of each.
+
+    Deterministic in ``cfg``; independent of :func:`synthesize` (which it leaves unchanged).
+    """
+    from mvhand.core.people import Detections2D
+
+    if cfg.level not in PEOPLE_PRESETS:
+        raise ValueError(f"multi-person levels are {list(PEOPLE_PRESETS)}, got {cfg.level!r}")
+    preset = PEOPLE_PRESETS[cfg.level]
+    rng = np.random.default_rng([cfg.seed, int(cfg.level[1:]), 1000])
+    rig = make_bench_rig(cfg.n_cameras, seed=cfg.seed, size_px=cfg.size_px)
+    hands, body, present = _people_truth(cfg, preset, rng)
+    rows = _people_rows(rng, rig, hands, body, present, preset)
+    N = len(rows["camera"])
+    order = rng.permutation(N)  # row order carries no information
+    r = {k: v[order] for k, v in rows.items()}
+    finite_h = np.isfinite(r["hands"]).all(-1)
+    finite_b = np.isfinite(r["body"]).all(-1)
+    hs = np.where(finite_h, rng.uniform(0.6, 1.0, finite_h.shape), 0.0)
+    bs = np.where(finite_b, rng.uniform(0.5, 1.0, finite_b.shape), 0.0)
+    det = Detections2D(r["camera"], r["frame"], r["body"], bs, r["hands"], hs, r["source"],
+                       rig.names, cfg.n_frames, cfg.fps)  # fmt: skip
+    truth = np.where(finite_h.sum(-1)[..., None] > 0, r["truth"], -1)
+    return PeopleSequence(rig, det, hands, body, present, r["person"], truth, cfg.level)
+
+
+def score_people(seq: PeopleSequence, hands3d: np.ndarray, det_person: np.ndarray,
+                 det_side: np.ndarray, near_m: float = 0.05) -> dict:  # fmt: skip
+    """How well a multi-person result matches the truth of :func:`synthesize_people`.
+
+    Args:
+        seq: the sequence.
+        hands3d: ``(T, P, 2, 21, 3)`` m, the result's hands.
+        det_person: ``(N,)`` result slot of each detection row (-1 none).
+        det_side: ``(N, 2)`` result side of each row's hand slots (-1 none).
+        near_m: a result hand within this of a true wrist "is" that hand (identity switches).
+
+    Returns:
+        ``match`` (result slot per true person, -1 none), ``mpjpe_mm`` per true person and
+        side (after matching; NaN when never reconstructed), ``completeness`` (share of
+        frames with a true hand present that have the matched result hand), ``id_switches``
+        (changes of the result hand nearest to each true hand), ``idf1`` (share of true 2D
+        hand detections assigned to the matched person and the right side).
+    """
+    from scipy.optimize import linear_sum_assignment as lsa
+
+    gt = seq.hands3d  # (T, G, 2, 21, 3)
+    T, G = gt.shape[:2]
+    P = hands3d.shape[1]
+    cost = np.full((G, P), 1e3)
+    for g in range(G):
+        for p in range(P):
+            d = np.linalg.norm(hands3d[:, p, :, 0] - gt[:, g, :, 0], axis=-1)
+            if np.isfinite(d).sum() >= 3:
+                cost[g, p] = np.nanmean(d) + 1.0 * (1 - np.isfinite(d).mean())
+    match = np.full(G, -1, dtype=np.int64)
+    if P:
+        r, c = lsa(cost)
+        ok = cost[r, c] < 0.5
+        match[r[ok]] = c[ok]
+    mpjpe = np.full((G, 2), np.nan)
+    complete = np.zeros((G, 2))
+    for g in np.flatnonzero(match >= 0):
+        e = np.linalg.norm(hands3d[:, match[g]] - gt[:, g], axis=-1) * 1000  # (T, 2, 21)
+        mpjpe[g] = np.nanmean(e, axis=(0, 2)) if np.isfinite(e).any() else np.nan
+        present = np.isfinite(gt[:, g, :, 0]).all(-1)
+        got = np.isfinite(hands3d[:, match[g], :, 0]).all(-1)
+        complete[g] = (present & got).sum(0) / np.maximum(present.sum(0), 1)
+    switches = _id_switches(gt, hands3d, near_m)
+    has = seq.true_hand[..., 0] >= 0
+    res_person = np.where(det_side >= 0, det_person[:, None], -1)
+    want = np.where(has, match[np.maximum(seq.true_hand[..., 0], 0)], -2)
+    right = has & (res_person == want) & (det_side == seq.true_hand[..., 1]) & (want >= 0)
+    return {"match": match, "mpjpe_mm": mpjpe, "completeness": complete,
+            "id_switches": switches, "idf1": float(right.sum() / max(has.sum(), 1))}
+
+
+def _id_switches(gt: np.ndarray, hands3d: np.ndarray, near_m: float) -> int:
+    """Times the result hand nearest (< near_m) to a true hand changes, over all true hands."""
+    T, G = gt.shape[:2]
+    P = hands3d.shape[1]
+    if P == 0:
+        return 0
+    res = hands3d[:, :, :, 0].reshape(T, 2 * P, 3)
+    n = 0
+    for g in range(G):
+        for s in range(2):
+            d = np.linalg.norm(res - gt[:, g, s, 0][:, None], axis=-1)  # (T, 2P)
+            d = np.where(np.isfinite(d), d, np.inf)
+            who = np.where(d.min(1) < near_m, d.argmin(1), -1)
+            seen = who[who >= 0]
+            n += int((np.diff(seen) != 0).sum())
+    return n

@@ -402,3 +402,177 @@ def import_keypoints(fmt: str, inputs: Sequence[str | Path], rig: Rig,
     kp, sc = kp[order], sc[order]
     _warn_out_of_image(kp, rig, names)
     return Keypoints2D(kp, sc, tuple(names), HANDS, fps)
+
+
+# ----------------------------------------------------------------------------- several people
+#: OpenPose BODY_25 and COCO-18 body indices of the COCO-17 joints (``coco[k] = op[MAP[k]]``).
+_OPENPOSE_BODY_TO_COCO17: dict[int, np.ndarray] = {
+    25: np.array([0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]),
+    18: np.array([0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10]),
+}
+
+
+def read_image_table(path: str | Path) -> dict[Any, tuple[str, int]]:
+    """The table that says which camera and frame each COCO image id is.
+
+    Accepted: a CSV with the columns ``image_id,camera,frame`` (a header row), or a JSON list
+    of ``{"image_id" (or "id"), "camera", "frame"}``. Integer-looking ids become ints.
+
+    Raises:
+        InputError: unreadable, missing columns, a repeated id or a negative frame.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        data = _read_json(path)
+        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+            raise InputError("an image table JSON must be a list of {image_id, camera, frame}",
+                             path)  # fmt: skip
+        entries = [(e.get("image_id", e.get("id")), e.get("camera"), e.get("frame"))
+                   for e in data]  # fmt: skip
+    else:
+        import csv
+
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        except FileNotFoundError:
+            raise InputError("file not found", path) from None
+        if rows and not {"image_id", "camera", "frame"} <= set(rows[0]):
+            raise InputError("an image table CSV needs the columns image_id,camera,frame",
+                             path)  # fmt: skip
+        entries = [(r["image_id"], r["camera"], r["frame"]) for r in rows]
+    table: dict[Any, tuple[str, int]] = {}
+    for image_id, cam, frame in entries:
+        try:
+            key = int(image_id) if str(image_id).lstrip("-").isdigit() else image_id
+            t = int(frame)
+        except (TypeError, ValueError):
+            raise InputError(f"image {image_id!r}: frame must be an integer, got {frame!r}",
+                             path) from None  # fmt: skip
+        if key is None or cam is None or t < 0:
+            raise InputError(f"image {image_id!r}: needs a camera and a frame >= 0", path)
+        if key in table:
+            raise InputError(f"image id {key!r} is listed twice", path)
+        table[key] = (str(cam), t)
+    if not table:
+        raise InputError("the image table is empty", path)
+    return table
+
+
+def _coco_person(kps: Any, path: Path, image_id: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Body ``(17, 3)`` and hands ``(2, 21, 3)`` triplets of a COCO-17 or WholeBody result."""
+    n = np.size(kps) // 3 if kps is not None else 0
+    if n not in (17, 133):
+        raise InputError(f"image {image_id}: a result has {n} keypoints; COCO-17 has 17 and "
+                         "COCO-WholeBody 133", path)  # fmt: skip
+    trip = _triplets(kps, n, path, "keypoints")
+    hands = np.zeros((2, N_JOINTS, 3))
+    if n == 133:
+        hands = np.stack([trip[COCO_WHOLEBODY_LEFT], trip[COCO_WHOLEBODY_RIGHT]])
+    return trip[:17], hands
+
+
+def _people_table(rows: list[tuple[int, int, np.ndarray, np.ndarray]], cameras: Sequence[str],
+                  n_frames: int, fps: float | None):  # fmt: skip
+    """Rows of (camera index, frame, body triplets, hand triplets) as a ``Detections2D``."""
+    from mvhand.core.people import SOURCES, Detections2D
+
+    N = len(rows)
+    body = np.zeros((N, 17, 3))
+    hands = np.zeros((N, 2, N_JOINTS, 3))
+    for i, (_, _, b, h) in enumerate(rows):
+        body[i], hands[i] = b, h
+    bxy, bsc = _to_xy_score(body)
+    hxy, hsc = _to_xy_score(hands)
+    cam = np.array([r[0] for r in rows], dtype=np.int64)
+    frame = np.array([r[1] for r in rows], dtype=np.int64)
+    src = np.full(N, SOURCES.index("import"), dtype=np.int64)
+    return Detections2D(cam, frame, bxy, bsc, hxy, hsc, src, tuple(cameras), n_frames, fps)
+
+
+def import_coco_people(path: str | Path, table: dict[Any, tuple[str, int]], rig: Rig,
+                       fps: float | None = None, min_score: float = 0.0):  # fmt: skip
+    """A COCO keypoint results JSON of several people per image, for the association.
+
+    Args:
+        path: a list of ``{"image_id", "keypoints", "score"}`` (or a dict with
+            ``annotations``), keypoints COCO-17 (51 values) or COCO-WholeBody (399 values).
+        table: image id -> (camera, frame), from :func:`read_image_table`.
+        rig: the calibration; the table's cameras must be in it.
+        fps: frame rate to record.
+        min_score: results with a lower ``score`` are left out.
+
+    Returns:
+        :class:`mvhand.core.people.Detections2D`, cameras in calibration order.
+
+    Raises:
+        InputError: not a results list, image ids that the table does not map (named), a
+            camera not in the calibration, or a wrong keypoint count.
+    """
+    path = Path(path)
+    data = _read_json(path)
+    anns = data.get("annotations") if isinstance(data, dict) else data
+    if not isinstance(anns, list) or not all(isinstance(a, dict) and "image_id" in a
+                                             for a in anns):  # fmt: skip
+        raise InputError("not a COCO keypoint results list ({image_id, keypoints, score})",
+                         path)  # fmt: skip
+    unknown = sorted({a["image_id"] for a in anns} - set(table), key=str)
+    if unknown:
+        shown = ", ".join(str(u) for u in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise InputError(f"{len(unknown)} image ids have no camera and frame in the image "
+                         f"table: {shown}", path)  # fmt: skip
+    bad = sorted({cam for cam, _ in table.values()} - set(rig.names))
+    if bad:
+        raise InputError(f"image table cameras {bad} are not in the calibration (it has "
+                         f"{', '.join(rig.names)})", path)  # fmt: skip
+    rows = []
+    for a in anns:
+        if float(a.get("score", 1.0) or 0.0) < min_score:
+            continue
+        cam, frame = table[a["image_id"]]
+        body, hands = _coco_person(a.get("keypoints"), path, a["image_id"])
+        rows.append((rig.index(cam), frame, body, hands))
+    n_frames = max(f for _, f in table.values()) + 1
+    return _people_table(rows, rig.names, n_frames, fps)
+
+
+def _openpose_people_rows(data: Any, path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    if not isinstance(data, dict) or not isinstance(data.get("people", []), list):
+        raise InputError("not an OpenPose keypoint file (no 'people' list)", path)
+    out = []
+    for person in data.get("people", []):
+        if not isinstance(person, dict):
+            continue
+        pose = person.get("pose_keypoints_2d") or []
+        n = len(pose) // 3
+        body = np.zeros((17, 3))
+        if n:
+            if n not in _OPENPOSE_BODY_TO_COCO17:
+                raise InputError(f"'pose_keypoints_2d' has {n} joints; BODY_25 (25) or "
+                                 "COCO (18) expected", path)  # fmt: skip
+            body = _triplets(pose, n, path, "pose_keypoints_2d")[_OPENPOSE_BODY_TO_COCO17[n]]
+        hands = np.stack([_triplets(person.get(k), N_JOINTS, path, k) for k in _OPENPOSE_KEYS])
+        if (body[:, 2] > 0).any() or (hands[..., 2] > 0).any():
+            out.append((body, hands))
+    return out
+
+
+def import_openpose_people(folders: Sequence[str | Path], rig: Rig,
+                           cameras: Sequence[str] | None = None,
+                           fps: float | None = None):  # fmt: skip
+    """OpenPose folders (one per camera) with several people per frame, for the association.
+
+    Every person of every file becomes a row (BODY_25 or COCO-18 bodies as COCO-17; the
+    hands as they are); frames are numbered as in :func:`import_openpose`.
+    """
+    pairs = match_inputs([Path(f) for f in folders], rig.names, cameras)
+    per_cam = [(rig.index(name), _openpose_frames(Path(folder))) for folder, name in pairs]
+    start = min(n for _, frames in per_cam for n, _ in frames)
+    rows = []
+    n_frames = 0
+    for c, frames in per_cam:
+        for num, path in frames:
+            n_frames = max(n_frames, num - start + 1)
+            for body, hands in _openpose_people_rows(_read_json(path), path):
+                rows.append((c, num - start, body, hands))
+    return _people_table(rows, rig.names, n_frames, fps)

@@ -1,0 +1,646 @@
+"""Which detections are the same person and the same hand: across cameras, then over time.
+
+Per frame, across cameras (:func:`cluster_views`), for bodies and for hands without a body:
+
+1. Affinity of every pair of detections in different cameras: the symmetric epipolar distance
+   of their common joints, relative to each detection's size in its image (so one gate fits
+   near and far cameras), each joint's term truncated (one bad joint cannot veto a match) and
+   for bodies the smaller of the plain and the left/right-mirrored labelling.
+2. Average-linkage agglomeration in order of affinity, never two detections of one camera in
+   a cluster (that is the cycle-consistency constraint, kept by construction).
+3. Verification in 3D: each cluster is triangulated (DLT), every member's reprojection error
+   (relative to its size) is checked, members above the gate leave, and left-over
+   detections join the cluster they reproject onto, one per camera.
+
+Why this and not pairwise triangulation with 3D clustering: measured on the synthetic
+multi-person levels (``benchmarks/bench_people.py``), the epipolar affinities need no 3D
+point per pair and cost one vectorized pass over all pairs of all frames; the 3D
+verification then repairs what greedy linkage gets wrong (see the ``--no-verify`` column
+of the benchmark). Nothing searches over camera subsets or person permutations: the work is
+quadratic in the detections of one frame (about 100 at 16 cameras x 6 people).
+
+Over time and per hand (:func:`associate`): person clusters are linked into 3D tracks
+(:mod:`mvhand.core.tracks3d`), their left/right made consistent along the track; each 2D hand
+of every camera is then assigned, per camera by the Hungarian method, to the (person, side)
+whose 3D arm (wrist and the forearm's continuation, or that hand's 3D in the previous frame)
+it reprojects onto, so a hand belongs to the person whose wrist and forearm it continues and
+its side comes from the arm chain in 3D, not from the view. Views of a (person, side) that do
+not agree in 3D are split off (never averaged) and re-associated with the hands that belong
+to no body; those form hand-only tracks. Finally each person track keeps or exchanges its
+left/right once, by the majority of its views' side guesses.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from mvhand.config import param
+from mvhand.core.camera import UNIT_SCALE_M, Rig
+from mvhand.core.people import ARM_CHAIN, BODY_MIRROR, Detections2D
+from mvhand.core.skeleton import N_JOINTS
+from mvhand.core.tracks3d import link_tracks, orient_tracks
+from mvhand.core.triangulate import dlt
+
+log = logging.getLogger(__name__)
+
+#: Wrist and middle-finger knuckle: the hand joints compared with the arm.
+_HAND_ANCHOR = np.array([0, 9])
+#: Wrist to middle knuckle (m): where the forearm's continuation puts the knuckle.
+_KNUCKLE_M = 0.09
+#: Length of a hand (m), the unit of hand gates.
+HAND_LENGTH_M = 0.18
+_BIG = 1e6
+
+
+@dataclass(frozen=True)
+class AssociationConfig:
+    """Settings of :func:`associate` (the ``[people]`` section's association part)."""
+
+    min_score: float = param(0.2, "2D joints scored below this are ignored", ge=0.0, le=1.0)
+    min_common_joints: int = param(3, "joints two body views must share to be compared", ge=1)
+    body_gate: float = param(
+        0.06, "epipolar distance between two body views (fraction of the body's image size) "
+        "below which they may be the same person", gt=0.0)  # fmt: skip
+    body_reprojection_gate: float = param(
+        0.1, "median reprojection error (fraction of the body's image size) a view may have "
+        "and stay in its person", gt=0.0)  # fmt: skip
+    hand_gate: float = param(
+        0.6, "distance (hand lengths) of a 2D hand from its person's projected 3D arm", gt=0.0)
+    hand_reprojection_gate: float = param(
+        0.2, "median reprojection error (hand lengths) of a view of a person's hand; views "
+        "above it are split off", gt=0.0)  # fmt: skip
+    hand_cluster_gate: float = param(
+        0.08, "epipolar distance (fraction of the hand's image size) between two views of a "
+        "hand without a body", gt=0.0)  # fmt: skip
+    attach_distance_m: float = param(
+        0.12, "3D distance (m) from a hand-only cluster's wrist to a free arm wrist of a "
+        "person to join that person", gt=0.0)  # fmt: skip
+    max_speed_mps: float = param(3.0, "fastest motion (m/s) a track may make", gt=0.0)
+    track_gate_m: float = param(0.25, "3D distance (m) always allowed between frames", gt=0.0)
+    max_gap_frames: int = param(10, "frames a track may be unseen before it ends", ge=0)
+    verify: bool = param(True, "3D verification of the per-frame clusters (step 3)")
+
+
+@dataclass(frozen=True, eq=False)
+class Association:
+    """What :func:`associate` decided, per detection row and per track.
+
+    Attributes:
+        det_track: ``(N,)`` track of each row's body, -1 if its body was not associated.
+        hand_track: ``(N, 2)`` track each of the row's hand slots went to, -1 if none.
+        hand_side: ``(N, 2)`` 3D side (0 left, 1 right) of each hand slot, -1 if none.
+        track_body: ``(K,)`` True for person tracks with a body, False for hand-only tracks.
+        body3d: ``(T, K, B, 3)`` the verified per-frame body triangulation of each track.
+        body_n_views: ``(T, K)`` views of each track's body per frame.
+        single_view_rows: ``(N,)`` True for body rows that no other camera confirmed.
+        info: counts and seconds.
+    """
+
+    det_track: np.ndarray
+    hand_track: np.ndarray
+    hand_side: np.ndarray
+    track_body: np.ndarray
+    body3d: np.ndarray
+    body_n_views: np.ndarray
+    single_view_rows: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.track_body)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def essential_matrices(extrinsics: np.ndarray) -> np.ndarray:
+    """``(C, C, 3, 3)`` with ``x_b^T E[a, b] x_a = 0`` for normalized points of cameras a, b."""
+    R, t = extrinsics[:, :, :3], extrinsics[:, :, 3]
+    R_ab = np.einsum("bij,akj->abik", R, R)  # R_b R_a^T
+    t_ab = t[None, :, :] - np.einsum("abij,aj->abi", R_ab, t)
+    tx = np.zeros(t_ab.shape[:2] + (3, 3))
+    tx[..., 0, 1], tx[..., 0, 2], tx[..., 1, 2] = -t_ab[..., 2], t_ab[..., 1], -t_ab[..., 0]
+    tx = tx - np.swapaxes(tx, -1, -2)
+    return tx @ R_ab
+
+
+def project_normalized(extrinsics: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``(..., 3)`` into cameras ``(C, 3, 4)``: normalized xy ``(C, ..., 2)``, depth."""
+    pc = np.einsum("cij,...j->c...i", extrinsics[:, :, :3], X)
+    pc = pc + extrinsics[:, :, 3].reshape((len(extrinsics),) + (1,) * (X.ndim - 1) + (3,))
+    z = pc[..., 2]
+    return pc[..., :2] / np.where(z > 0, z, np.nan)[..., None], z
+
+
+def epipolar_distances(ess: np.ndarray, ca: np.ndarray, cb: np.ndarray, xa: np.ndarray,
+                       xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Distance of ``xa (M, K, 2)`` to the epipolar lines of ``xb`` in its image, and back."""
+    F = ess[ca, cb][:, None]  # (M, 1, 3, 3)
+    a0, a1 = xa[..., 0, None], xa[..., 1, None]
+    b0, b1 = xb[..., 0, None], xb[..., 1, None]
+    lb = F[..., :, 0] * a0 + F[..., :, 1] * a1 + F[..., :, 2]  # F x_a: (M, K, 3)
+    la = F[..., 0, :] * b0 + F[..., 1, :] * b1 + F[..., 2, :]  # F^T x_b
+    alg = lb[..., 0] * xb[..., 0] + lb[..., 1] * xb[..., 1] + lb[..., 2]  # x_b^T F x_a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        db = np.abs(alg) / np.hypot(lb[..., 0], lb[..., 1])
+        da = np.abs(alg) / np.hypot(la[..., 0], la[..., 1])
+    return da, db
+
+
+def detection_size(xy: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Diagonal of the box of each detection's valid points ``(N, K, 2)``: ``(N,)``."""
+    ok = w > 0
+    lo = np.where(ok[..., None], xy, np.inf).min(-2)
+    hi = np.where(ok[..., None], xy, -np.inf).max(-2)
+    with np.errstate(invalid="ignore"):
+        size = np.linalg.norm(hi - lo, axis=-1)
+    return np.where(ok.sum(-1) >= 2, size, np.nan)
+
+
+# ----------------------------------------------------------------------------- clustering
+
+
+def _frame_pairs(frames: np.ndarray, cams: np.ndarray) -> np.ndarray:
+    """All pairs ``(M, 2)`` of rows of the same frame and different cameras."""
+    order = np.argsort(frames, kind="stable")
+    bounds = np.flatnonzero(np.diff(frames[order])) + 1
+    out = []
+    for grp in np.split(order, bounds):
+        if len(grp) < 2:
+            continue
+        i, j = np.triu_indices(len(grp), 1)
+        keep = cams[grp[i]] != cams[grp[j]]
+        out.append(np.stack([grp[i][keep], grp[j][keep]], 1))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+def pair_affinity(ess: np.ndarray, cams: np.ndarray, xy: np.ndarray, w: np.ndarray,
+                  pairs: np.ndarray, gate: float, min_common: int,
+                  mirror: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Relative epipolar distance ``(M,)`` of each pair of detections; inf if not comparable."""
+    size = detection_size(xy, w)
+    i, j = pairs[:, 0], pairs[:, 1]
+
+    def one(xj: np.ndarray, wj: np.ndarray) -> np.ndarray:
+        da, db = epipolar_distances(ess, cams[i], cams[j], xy[i], xj)
+        rel = np.minimum((da / size[i, None] + db / size[j, None]) / 2, 3 * gate)
+        ww = np.minimum(w[i], wj) * np.isfinite(rel)
+        n = (ww > 0).sum(-1)
+        d = (np.where(ww > 0, rel, 0.0) * ww).sum(-1) / np.maximum(ww.sum(-1), 1e-12)
+        return np.where(n >= min_common, d, np.inf)
+
+    d = one(xy[j], w[j])
+    if mirror is not None:
+        d = np.minimum(d, one(xy[j][:, mirror], w[j][:, mirror]))
+    return d
+
+
+def _agglomerate(members_cam: np.ndarray, D: np.ndarray, gate: float) -> np.ndarray:
+    """Average-linkage clusters of one frame's n detections, one per camera: labels ``(n,)``."""
+    n = len(members_cam)
+    label = np.arange(n)
+    members = [[k] for k in range(n)]
+    camsets = [{int(c)} for c in members_cam]
+    iu, ju = np.nonzero(np.triu(D < gate, 1))
+    for e in np.argsort(D[iu, ju], kind="stable"):
+        a, b = label[iu[e]], label[ju[e]]
+        if a == b or camsets[a] & camsets[b]:
+            continue
+        sub = D[np.ix_(members[a], members[b])]
+        known = np.isfinite(sub)
+        if known.mean() < 0.5 or sub[known].mean() > gate:
+            continue
+        members[a] += members[b]
+        label[members[b]] = a
+        camsets[a] |= camsets[b]
+        members[b], camsets[b] = [], set()
+    return label
+
+
+def _groups(frames: np.ndarray, cams: np.ndarray, pairs: np.ndarray, d: np.ndarray,
+            gate: float) -> np.ndarray:  # fmt: skip
+    """Cluster of every row (-1: alone) from the pair affinities, frame by frame."""
+    group = np.full(len(frames), -1, dtype=np.int64)
+    pf = frames[pairs[:, 0]] if len(pairs) else np.zeros(0, dtype=np.int64)
+    order = np.argsort(pf, kind="stable")
+    bounds = np.flatnonzero(np.diff(pf[order])) + 1
+    n_groups = 0
+    for sel in np.split(order, bounds) if len(order) else []:
+        rows = np.unique(pairs[sel])
+        pos = {int(r): k for k, r in enumerate(rows)}
+        D = np.full((len(rows), len(rows)), np.inf)
+        a = np.array([pos[int(r)] for r in pairs[sel, 0]])
+        b = np.array([pos[int(r)] for r in pairs[sel, 1]])
+        D[a, b] = D[b, a] = d[sel]
+        lab = _agglomerate(cams[rows], D, gate)
+        _, inv, counts = np.unique(lab, return_inverse=True, return_counts=True)
+        multi = counts[inv] >= 2
+        _, renum = np.unique(inv[multi], return_inverse=True)
+        group[rows[multi]] = n_groups + renum
+        n_groups += int(multi.any() and renum.max() + 1)
+    return group
+
+
+def _scatter(n_cams: int, n_groups: int, cams: np.ndarray, group: np.ndarray, xy: np.ndarray,
+             w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Rows into ``(C, Q, K, 2)`` coordinates and ``(C, Q, K)`` weights (0 where absent)."""
+    K = xy.shape[1]
+    XY = np.zeros((n_cams, n_groups, K, 2))
+    W = np.zeros((n_cams, n_groups, K))
+    m = group >= 0
+    XY[cams[m], group[m]] = np.nan_to_num(xy[m])
+    W[cams[m], group[m]] = w[m]
+    return XY, W
+
+
+def pair_errors(E: np.ndarray, X: np.ndarray, cams: np.ndarray, xy: np.ndarray, w: np.ndarray,
+                size: np.ndarray, rows: np.ndarray, groups: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Median reprojection error of rows against groups' 3D ``X (Q, K, 3)``, relative to the
+    rows' sizes, for the pairs ``(rows[m], groups[m])``: ``(M,)``, inf where not comparable."""
+    if len(rows) == 0:
+        return np.zeros(0)
+    Ec = E[cams[rows]]
+    pc = np.einsum("mij,mkj->mki", Ec[:, :, :3], X[groups]) + Ec[:, None, :, 3]
+    z = pc[..., 2]
+    proj = pc[..., :2] / np.where(z > 0, z, np.nan)[..., None]
+    e = np.linalg.norm(proj - xy[rows], axis=-1) / size[rows, None]
+    e = np.where((w[rows] > 0) & np.isfinite(e), e, np.inf)
+    n = np.isfinite(e).sum(-1)
+    med = np.sort(e, axis=-1)[np.arange(len(rows)), np.maximum((n - 1) // 2, 0)]
+    return np.where(n > 0, med, np.inf)
+
+
+def _triangulate_groups(E: np.ndarray, cams: np.ndarray, group: np.ndarray, xy: np.ndarray,
+                        w: np.ndarray, n_groups: int) -> np.ndarray:  # fmt: skip
+    XY, W = _scatter(len(E), n_groups, cams, group, xy, w)
+    if n_groups == 0:
+        return np.zeros((0, xy.shape[1], 3))
+    return dlt(E, XY, W)
+
+
+def _renumber(group: np.ndarray) -> tuple[np.ndarray, int]:
+    """Groups with fewer than two rows dissolved, the rest numbered 0..Q-1."""
+    out = np.full(len(group), -1, dtype=np.int64)
+    m = group >= 0
+    if not m.any():
+        return out, 0
+    ids, inv, counts = np.unique(group[m], return_inverse=True, return_counts=True)
+    keep = counts[inv] >= 2
+    _, renum = np.unique(inv[keep], return_inverse=True)
+    idx = np.flatnonzero(m)
+    out[idx[keep]] = renum
+    return out, int(renum.max() + 1) if keep.any() else 0
+
+
+def _attach(E, frames, cams, xy, w, size, group, X, gate) -> np.ndarray:
+    """Rows in no group join the group of their frame they reproject onto best (< gate), at
+    most one row per camera and group."""
+    group = group.copy()
+    gframe = np.full(len(X), -1, dtype=np.int64)
+    gframe[group[group >= 0]] = frames[group >= 0]
+    free = np.flatnonzero((group < 0) & np.isfinite(size))
+    rows, gs = [], []
+    for r in free:
+        cand = np.flatnonzero(gframe == frames[r])
+        rows.append(np.full(len(cand), r))
+        gs.append(cand)
+    if not rows:
+        return group
+    rows, gs = np.concatenate(rows).astype(np.int64), np.concatenate(gs).astype(np.int64)
+    err = pair_errors(E, X, cams, xy, w, size, rows, gs)
+    taken = {(int(g), int(c)) for g, c in zip(group[group >= 0], cams[group >= 0], strict=True)}
+    for m in np.argsort(err, kind="stable"):
+        r, g = int(rows[m]), int(gs[m])
+        if err[m] > gate:
+            break
+        if group[r] >= 0 or (g, int(cams[r])) in taken:
+            continue
+        group[r] = g
+        taken.add((g, int(cams[r])))
+    return group
+
+
+def cluster_views(E: np.ndarray, frames: np.ndarray, cams: np.ndarray, xy: np.ndarray,
+                  w: np.ndarray, gate: float, reprojection_gate: float, min_common: int,
+                  mirror: np.ndarray | None = None, verify: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Detections of all frames grouped into multi-view clusters, frame by frame.
+
+    Args:
+        E: ``(C, 3, 4)`` world-to-camera extrinsics.
+        frames, cams: ``(N,)`` frame and camera of each detection.
+        xy: ``(N, K, 2)`` undistorted normalized coordinates; w: ``(N, K)`` weights (0 missing).
+        gate: relative epipolar gate; reprojection_gate: relative reprojection gate.
+        min_common: joints a pair must share.
+        mirror: a left/right permutation of the K joints, if detections may be mirrored.
+        verify: run the 3D verification step.
+
+    Returns:
+        ``group (N,)`` (-1: no cluster), ``X (Q, K, 3)`` each cluster's triangulation,
+        ``flipped (N,)`` rows used mirrored.
+    """
+    ess = essential_matrices(E)
+    pairs = _frame_pairs(frames, cams)
+    d = pair_affinity(ess, cams, xy, w, pairs, gate, min_common, mirror)
+    keep = d < gate
+    group, Q = _renumber(_groups(frames, cams, pairs[keep], d[keep], gate))
+    flipped = np.zeros(len(frames), dtype=bool)
+    X = _triangulate_groups(E, cams, group, xy, w, Q)
+    if not verify or Q == 0:
+        return group, X, flipped
+    size = detection_size(xy, w)
+    cur_xy, cur_w = xy.copy(), w.copy()
+    for _ in range(2):
+        m = np.flatnonzero(group >= 0)
+        if mirror is not None:
+            plain = pair_errors(E, X, cams, xy, w, size, m, group[m])
+            mir = pair_errors(E, X, cams, xy[:, mirror], w[:, mirror], size, m, group[m])
+            flipped[:] = False
+            flipped[m] = mir < 0.7 * plain
+            cur_xy = np.where(flipped[:, None, None], xy[:, mirror], xy)
+            cur_w = np.where(flipped[:, None], w[:, mirror], w)
+            X = _triangulate_groups(E, cams, group, cur_xy, cur_w, Q)
+        own = pair_errors(E, X, cams, cur_xy, cur_w, size, m, group[m])
+        group[m[own > reprojection_gate]] = -1
+        X = _triangulate_groups(E, cams, group, cur_xy, cur_w, Q)
+    group = _attach(E, frames, cams, cur_xy, cur_w, size, group, X, reprojection_gate)
+    group, Q = _renumber(group)
+    flipped &= group >= 0
+    return group, _triangulate_groups(E, cams, group, cur_xy, cur_w, Q), flipped
+
+
+# ----------------------------------------------------------------------------- hands
+
+
+def _undistort_rows(rig: Rig, cams: np.ndarray, px: np.ndarray) -> np.ndarray:
+    out = np.full(px.shape, np.nan)
+    for c in np.unique(cams):
+        m = cams == c
+        out[m] = rig[int(c)].undistort(px[m])
+    return out
+
+
+@dataclass
+class _HandState:
+    """The per-frame hand assignment's inputs and outputs (rows N, slots k = 0/1)."""
+
+    E: np.ndarray
+    frames: np.ndarray
+    cams: np.ndarray
+    xy: np.ndarray  # (N, 2, 21, 2)
+    w: np.ndarray  # (N, 2, 21)
+    det_track: np.ndarray  # (N,)
+    hand_len: float  # a hand's length in the rig's units
+    hand_track: np.ndarray = None  # (N, 2)
+    hand_side: np.ndarray = None  # (N, 2)
+
+    def __post_init__(self) -> None:
+        self.hand_track = np.full(self.w.shape[:2], -1, dtype=np.int64)
+        self.hand_side = np.full(self.w.shape[:2], -1, dtype=np.int64)
+
+
+def _arm_anchors(body: np.ndarray, knuckle: float) -> np.ndarray:
+    """``(K, 2, 2, 3)`` wrist and knuckle of each track's arms from body joints ``(K, B, 3)``."""
+    wrist = body[:, ARM_CHAIN[:, 2]]
+    fore = wrist - body[:, ARM_CHAIN[:, 1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fore = fore / np.linalg.norm(fore, axis=-1, keepdims=True)
+    return np.stack([wrist, wrist + knuckle * fore], axis=2)
+
+
+def _anchor_costs(st: _HandState, cand: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Cost ``(n_cand, A)`` of 2D hands (rows, slots) against 3D anchor pairs ``(A, 2, 3)``."""
+    n, k = cand[:, 0], cand[:, 1]
+    proj, z = project_normalized(st.E, anchors)  # (C, A, 2, 2), (C, A, 2)
+    size = st.hand_len / np.where(z > 0, z, np.nan)
+    obs = st.xy[n, k][:, _HAND_ANCHOR]  # (n_cand, 2, 2)
+    ok = st.w[n, k][:, _HAND_ANCHOR] > 0
+    e = np.linalg.norm(proj[st.cams[n]] - obs[:, None], axis=-1) / size[st.cams[n]]
+    e = np.where(ok[:, None] & np.isfinite(e), e, np.nan)
+    cnt = np.isfinite(e).sum(-1)
+    return np.where(cnt > 0, np.nansum(e, -1) / np.maximum(cnt, 1), np.inf)
+
+
+def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
+                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Drop, worst first, views of each slot that disagree with the slot's 3D.
+
+    Args:
+        mem: ``(M, 3)`` members as (row, hand slot, slot index).
+
+    Returns:
+        The kept members and the slots' 3D ``(S, 21, 3)`` (NaN with fewer than two views).
+    """
+    C = len(st.E)
+    X = np.full((n_slots, N_JOINTS, 3), np.nan)
+    for _ in range(3):
+        n, k, s = mem[:, 0], mem[:, 1], mem[:, 2]
+        XY, W = np.zeros((C, n_slots, N_JOINTS, 2)), np.zeros((C, n_slots, N_JOINTS))
+        XY[st.cams[n], s], W[st.cams[n], s] = np.nan_to_num(st.xy[n, k]), st.w[n, k]
+        X = dlt(st.E, XY, W)
+        proj, z = project_normalized(st.E, X)
+        c = st.cams[n]
+        e = np.linalg.norm(proj[c, s] - st.xy[n, k], axis=-1) * z[c, s] / st.hand_len
+        e = np.where((st.w[n, k] > 0) & np.isfinite(e), e, np.nan)
+        cnt = np.isfinite(e).sum(-1)
+        err = np.where(cnt > 0, np.sort(np.nan_to_num(e, nan=np.inf), -1)[
+            np.arange(len(mem)), np.maximum((cnt - 1) // 2, 0)], np.inf)  # fmt: skip
+        views = np.bincount(s, minlength=n_slots)
+        err = np.where(views[s] >= 2, err, 0.0)
+        order = np.lexsort((-err, s))  # per slot, worst first
+        first = np.ones(len(order), bool)
+        first[1:] = s[order][1:] != s[order][:-1]
+        worst = order[first & (err[order] > gate)]
+        if len(worst) == 0:
+            break
+        mem = np.delete(mem, worst, axis=0)
+    views = np.bincount(mem[:, 2], minlength=n_slots)
+    X[views < 2] = np.nan
+    return mem, X
+
+
+def _assign_frame(st: _HandState, rows: np.ndarray, anchors: np.ndarray, slot_of: np.ndarray,
+                  cfg: AssociationConfig) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Assign one frame's 2D hands to (track, side) slots ``slot_of (A,)`` (2 * track + side);
+    returns the slots and their verified 3D ``(S, 21, 3)``."""
+    slots = np.unique(slot_of)
+    if len(rows) == 0 or len(slots) == 0:
+        return slots, np.zeros((0, N_JOINTS, 3))
+    valid = (st.w[rows] > 0).sum(-1) >= 3
+    valid &= (st.w[rows][:, :, _HAND_ANCHOR] > 0).any(-1)
+    rr, kk = np.nonzero(valid)
+    cand = np.stack([rows[rr], kk], 1)
+    if len(cand) == 0:
+        return slots, np.full((len(slots), N_JOINTS, 3), np.nan)
+    per_anchor = _anchor_costs(st, cand, anchors)
+    sidx = np.searchsorted(slots, slot_of)
+    cost = np.full((len(cand), len(slots)), np.inf)
+    np.minimum.at(cost.T, sidx, per_anchor.T)
+    own = st.det_track[cand[:, 0]][:, None] == slots[None] // 2
+    cost = cost * np.where(own, 0.85, 1.0) * np.where(cand[:, 1:2] == slots[None] % 2, 0.95, 1.0)
+    members = []
+    for c in np.unique(st.cams[cand[:, 0]]):
+        ci = np.flatnonzero(st.cams[cand[:, 0]] == c)
+        sub = cost[ci]
+        r, s = linear_sum_assignment(np.where(sub <= cfg.hand_gate, sub, _BIG))
+        ok = sub[r, s] <= cfg.hand_gate
+        members.append(np.c_[cand[ci[r[ok]]], s[ok]])
+    mem = np.concatenate(members).astype(np.int64)
+    mem, X = _verify_slots(st, mem, len(slots), cfg.hand_reprojection_gate)
+    st.hand_track[mem[:, 0], mem[:, 1]] = slots[mem[:, 2]] // 2
+    st.hand_side[mem[:, 0], mem[:, 1]] = slots[mem[:, 2]] % 2
+    return slots, X
+
+
+def _assign_hands(st: _HandState, body3d: np.ndarray, cfg: AssociationConfig,
+                  knuckle: float) -> np.ndarray:  # fmt: skip
+    """Frame by frame, every 2D hand to a person track's side; returns the hands' 3D wrist and
+    knuckle ``(T, K, 2, 2, 3)`` (NaN where fewer than two views agree)."""
+    T, K = body3d.shape[:2]
+    hand3d = np.full((T, K, 2, 2, 3), np.nan)
+    order = np.argsort(st.frames, kind="stable")
+    starts = np.searchsorted(st.frames[order], np.arange(T + 1))
+    for t in range(T):
+        rows = order[starts[t]:starts[t + 1]]
+        arm = _arm_anchors(body3d[t], knuckle)  # (K, 2, 2, 3)
+        prev = np.full_like(arm, np.nan)
+        for lag in (1, 2):  # the same hand in the previous frames: the hand continues
+            if t - lag >= 0:
+                prev = np.where(np.isfinite(prev), prev, hand3d[t - lag])
+        versions = np.concatenate([arm.reshape(-1, 2, 3), prev.reshape(-1, 2, 3)])
+        slot_of = np.tile(np.arange(2 * K), 2)
+        ok = np.isfinite(versions).all(-1).any(-1)
+        slots, X = _assign_frame(st, rows, versions[ok], slot_of[ok], cfg)
+        for s, x in zip(slots, X, strict=True):
+            hand3d[t, s // 2, s % 2] = x[_HAND_ANCHOR]
+    return hand3d
+
+
+def _leftover_hands(st: _HandState, body3d: np.ndarray, hand3d: np.ndarray,
+                    cfg: AssociationConfig, to_units: float, fps: float) -> int:  # fmt: skip
+    """Hands no arm claimed: clustered across views, joined to a free arm nearby in 3D, else
+    tracked as hand-only people (appended after the K body tracks). Returns their count."""
+    K = body3d.shape[1]
+    free = (st.hand_track < 0) & ((st.w > 0).sum(-1) >= 5)
+    rr, kk = np.nonzero(free)
+    if len(rr) == 0:
+        return 0
+    group, X, _ = cluster_views(st.E, st.frames[rr], st.cams[rr], st.xy[rr, kk], st.w[rr, kk],
+                                cfg.hand_cluster_gate, cfg.hand_reprojection_gate, 5,
+                                verify=cfg.verify)  # fmt: skip
+    Q = len(X)
+    gframe = np.zeros(Q, dtype=np.int64)
+    gframe[group[group >= 0]] = st.frames[rr[group >= 0]]
+    wrists = body3d[gframe][:, :, ARM_CHAIN[:, 2]]  # (Q, K, 2, 3)
+    dist = np.linalg.norm(wrists - X[:, None, None, 0], axis=-1)
+    dist = np.where(np.isnan(hand3d[gframe, :, :, 0, 0]), dist, np.inf)  # free arms only
+    dist = np.where(np.isfinite(dist), dist, np.inf).reshape(Q, 2 * K)
+    best = np.argmin(dist, axis=1) if K else np.zeros(Q, dtype=np.int64)
+    attached = (dist[np.arange(Q), best] < cfg.attach_distance_m * to_units) if K \
+        else np.zeros(Q, bool)  # fmt: skip
+    for m in np.flatnonzero(group >= 0):
+        g = group[m]
+        if attached[g]:
+            st.hand_track[rr[m], kk[m]], st.hand_side[rr[m], kk[m]] = best[g] // 2, best[g] % 2
+    alone = np.flatnonzero(~attached)
+    if len(alone) == 0:
+        return 0
+    step = cfg.max_speed_mps * to_units / fps
+    tr = link_tracks(gframe[alone], X[alone][:, _HAND_ANCHOR], cfg.track_gate_m * to_units,
+                     step, cfg.max_gap_frames)  # fmt: skip
+    track_of = np.full(Q, -1, dtype=np.int64)
+    track_of[alone] = tr
+    n_new = int(tr.max() + 1) if len(tr) else 0
+    for j in range(n_new):
+        rows_m = np.flatnonzero((group >= 0) & (track_of[np.maximum(group, 0)] == j))
+        side = int(np.mean(kk[rows_m]) >= 0.5)  # majority of the views' side guesses
+        st.hand_track[rr[rows_m], kk[rows_m]] = K + j
+        st.hand_side[rr[rows_m], kk[rows_m]] = side
+    return n_new
+
+
+def _side_majority(st: _HandState, n_body: int) -> np.ndarray:
+    """Body tracks whose views' side guesses mostly contradict their arms: ``(K,)`` bool."""
+    flip = np.zeros(n_body, dtype=bool)
+    for k in range(n_body):
+        m = st.hand_track == k
+        agree = int((st.hand_side[m] == np.nonzero(m)[1]).sum())
+        flip[k] = (m.sum() - agree) > 2 * agree
+    return flip
+
+
+def _person_tracks(E, det: Detections2D, xy, w, cfg: AssociationConfig, to_units: float,
+                   fps: float) -> tuple[np.ndarray, ...]:
+    """Body clusters per frame and their 3D tracks: ``det_track (N,)``, ``body3d (T, K, B, 3)``,
+    ``n_views (T, K)``, ``single (N,)`` (body rows no other view confirmed)."""
+    N, T = len(det), det.n_frames
+    rows = np.flatnonzero((w > 0).sum(-1) >= cfg.min_common_joints)
+    group, X, flipped = cluster_views(E, det.frame[rows], det.camera[rows], xy[rows], w[rows],
+                                      cfg.body_gate, cfg.body_reprojection_gate,
+                                      cfg.min_common_joints, BODY_MIRROR, cfg.verify)  # fmt: skip
+    single = np.zeros(N, dtype=bool)
+    single[rows[group < 0]] = True
+    gframe = np.zeros(len(X), dtype=np.int64)
+    gframe[group[group >= 0]] = det.frame[rows[group >= 0]]
+    track = link_tracks(gframe, X, cfg.track_gate_m * to_units,
+                        cfg.max_speed_mps * to_units / fps, cfg.max_gap_frames)  # fmt: skip
+    turn = orient_tracks(track, gframe, X, BODY_MIRROR)
+    X[turn] = X[turn][:, BODY_MIRROR]
+    K = int(track.max() + 1) if len(track) else 0
+    body3d = np.full((T, K, X.shape[1], 3), np.nan)
+    n_views = np.zeros((T, K), dtype=np.int64)
+    ok = track >= 0
+    body3d[gframe[ok], track[ok]] = X[ok]
+    det_track = np.full(N, -1, dtype=np.int64)
+    m = group >= 0
+    det_track[rows[m]] = track[group[m]]
+    np.add.at(n_views, (det.frame[rows[m]], track[group[m]]), 1)
+    return det_track, body3d, n_views, single
+
+
+def associate(rig: Rig, det: Detections2D,
+              cfg: AssociationConfig = AssociationConfig()) -> Association:  # fmt: skip
+    """Associate every detection across cameras and time (method: module docstring).
+
+    Args:
+        rig: the calibration; must hold ``det.cameras`` (any order, matched by name).
+        det: the per-camera detections.
+        cfg: gates and tracking settings.
+
+    Returns:
+        The :class:`Association`; tracks 0..K-1 have bodies, the rest are hand-only.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    rig = rig.subset(det.cameras)
+    E = rig.extrinsics
+    to_units = 1.0 / UNIT_SCALE_M[rig.units]
+    fps = float(det.fps or 30.0)
+    body_xy = _undistort_rows(rig, det.camera, det.body_px)
+    body_w = np.where(det.body_scores >= cfg.min_score, det.body_scores, 0.0)
+    det_track, body3d, body_views, single = _person_tracks(E, det, body_xy, body_w, cfg,
+                                                           to_units, fps)  # fmt: skip
+    hand_xy = _undistort_rows(rig, det.camera, det.hands_px)
+    hand_w = np.where(det.hands_scores >= cfg.min_score, det.hands_scores, 0.0)
+    st = _HandState(E, det.frame, det.camera, hand_xy, hand_w, det_track,
+                    HAND_LENGTH_M * to_units)  # fmt: skip
+    K = body3d.shape[1]
+    hand3d = _assign_hands(st, body3d, cfg, _KNUCKLE_M * to_units)
+    flip = _side_majority(st, K)
+    body3d[:, flip] = body3d[:, flip][:, :, BODY_MIRROR]
+    sel = (st.hand_track >= 0) & (st.hand_track < K)
+    st.hand_side[sel] = np.where(flip[st.hand_track[sel]], 1 - st.hand_side[sel],
+                                 st.hand_side[sel])  # fmt: skip
+    n_only = _leftover_hands(st, body3d, hand3d, cfg, to_units, fps)
+    T = det.n_frames
+    body3d = np.concatenate([body3d, np.full((T, n_only) + body3d.shape[2:], np.nan)], 1)
+    body_views = np.concatenate([body_views, np.zeros((T, n_only), np.int64)], 1)
+    info = {"seconds": time.perf_counter() - t0, "body_tracks": K, "hand_only_tracks": n_only,
+            "tracks_flipped_by_majority": int(flip.sum())}  # fmt: skip
+    return Association(det_track, st.hand_track, st.hand_side,
+                       np.arange(K + n_only) < K, body3d, body_views, single, info)  # fmt: skip

@@ -1,0 +1,236 @@
+"""The 3D stage for several people: association, then the robust 3D per person-hand.
+
+``reconstruct_people(rig, detections, cfg)`` is pure (arrays in, a :class:`PeopleResult`
+out). It associates the detections (:func:`mvhand.core.associate.associate`), keeps at most
+``max_people`` person tracks, feeds every person-hand only its associated views through the
+robust triangulation (left/right is already decided in 3D, so the triangulation's per-view
+swap repair is off) and, when enabled, the optimizer; the body joints come from the
+association's verified per-frame triangulation. ``people_report`` says what was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mvhand.config import param
+from mvhand.core.associate import Association, AssociationConfig, associate
+from mvhand.core.camera import UNIT_SCALE_M, Rig
+from mvhand.core.data import Keypoints2D
+from mvhand.core.people import Detections2D, PeopleResult
+from mvhand.core.skeleton import N_JOINTS, bone_lengths
+from mvhand.core.triangulate import TriangulationConfig, triangulate
+
+log = logging.getLogger(__name__)
+
+
+def _default_optimizer():
+    from mvhand.core.optimize import OptimizerConfig
+
+    return OptimizerConfig(enabled=False)
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    """Settings of :func:`reconstruct_people` (the ``[people]`` section)."""
+
+    association: AssociationConfig = param(AssociationConfig(), "cross-view and temporal "
+                                           "association")  # fmt: skip
+    triangulation: TriangulationConfig = param(TriangulationConfig(), "robust triangulation "
+                                               "of each person-hand")  # fmt: skip
+    optimize: bool = param(False, "run the constrained optimizer on each person-hand after "
+                           "the triangulation (slower; default settings)")  # fmt: skip
+    max_people: int = param(8, "most person tracks kept (those with the most views); more "
+                            "is a warning", ge=1)  # fmt: skip
+    min_frames: int = param(5, "frames with 3D a track needs to be kept", ge=1)
+    ambiguous_distance_m: float = param(
+        0.05, "two people's hands closer than this (m) make a frame ambiguous", gt=0.0)
+    max_wrist_speed_mps: float = param(
+        5.0, "a wrist faster than this (m/s) between frames is a suspected identity switch",
+        gt=0.0)  # fmt: skip
+
+
+def _track_support(assoc: Association, det: Detections2D) -> np.ndarray:
+    """``(K, T)`` views per track and frame (body views, else hand views)."""
+    K, T = assoc.n_tracks, det.n_frames
+    hand = np.zeros((K, T), dtype=np.int64)
+    n, k = np.nonzero(assoc.hand_track >= 0)
+    np.add.at(hand, (assoc.hand_track[n, k], det.frame[n]), 1)
+    return np.maximum(assoc.body_n_views.T, hand)
+
+
+def _select_tracks(assoc: Association, det: Detections2D, cfg: PeopleConfig,
+                   warn: list[str]) -> np.ndarray:  # fmt: skip
+    """Tracks kept, in order of first appearance."""
+    support = _track_support(assoc, det)
+    frames = (support >= 2).sum(1)
+    ok = np.flatnonzero(frames >= cfg.min_frames)
+    if len(ok) > cfg.max_people:
+        warn.append(f"{len(ok)} people found, more than max_people = {cfg.max_people}; "
+                    f"kept the {cfg.max_people} seen in the most views")  # fmt: skip
+        ok = ok[np.argsort(-support[ok].sum(1), kind="stable")[: cfg.max_people]]
+    first = np.argmax(support[ok] >= 2, axis=1)
+    return ok[np.argsort(first, kind="stable")]
+
+
+def _person_keypoints(det: Detections2D, assoc: Association, kept: np.ndarray
+                      ) -> tuple[Keypoints2D, np.ndarray, np.ndarray]:  # fmt: skip
+    """The associated 2D of every kept person-hand as ``Keypoints2D (C, T, 2P, 21)``, and
+    ``det_person (N,)``, ``det_side (N, 2)`` in slots of ``kept``."""
+    P, C, T = len(kept), det.n_cameras, det.n_frames
+    slot = np.full(assoc.n_tracks + 1, -1, dtype=np.int64)
+    slot[kept] = np.arange(P)
+    kp = np.full((C, T, 2 * P, N_JOINTS, 2), np.nan)
+    sc = np.zeros((C, T, 2 * P, N_JOINTS))
+    hs = slot[assoc.hand_track]  # (N, 2); -1 maps through slot[-1] = -1
+    n, k = np.nonzero(hs >= 0)
+    h = 2 * hs[n, k] + assoc.hand_side[n, k]
+    # if two detections claim one view of a hand, the higher-scored one wins
+    order = np.argsort(det.hands_scores[n, k].mean(-1), kind="stable")
+    n, k, h = n[order], k[order], h[order]
+    kp[det.camera[n], det.frame[n], h] = det.hands_px[n, k]
+    sc[det.camera[n], det.frame[n], h] = det.hands_scores[n, k]
+    names = tuple(f"p{i}_{side}" for i in range(P) for side in ("left", "right"))
+    det_person = slot[assoc.det_track]
+    body_less = det_person < 0
+    det_person[body_less] = np.max(hs[body_less], axis=1, initial=-1)
+    det_side = np.where(hs >= 0, assoc.hand_side, -1)
+    return Keypoints2D(kp, sc, det.cameras, names, det.fps), det_person, det_side
+
+
+def _optimize(rig: Rig, hands3d, fps: float | None):
+    """The optimizer on the triangulated hands; accepts its old and its new signature."""
+    from mvhand.core.optimize import OptimizerConfig, optimize
+
+    cfg = OptimizerConfig()
+    params = inspect.signature(optimize).parameters
+    if "init_hands3d" in params or len(params) <= 4:
+        return optimize(rig, hands3d, cfg, fps)
+    v = hands3d.views
+    res = optimize(rig, v.keypoints.keypoints_px, v.keypoints.scores, hands3d.keypoints3d,
+                   v.inliers, cfg, fps=fps)  # fmt: skip
+    return hands3d.replace(keypoints3d=res.points3d, n_views=res.n_views,
+                           reprojection_error_px=res.reprojection_error_px, score=res.score)
+
+
+def reconstruct_people(rig: Rig, detections: Detections2D,
+                       cfg: PeopleConfig = PeopleConfig()) -> PeopleResult:  # fmt: skip
+    """Associate and reconstruct everybody's hands and arms.
+
+    Args:
+        rig: the calibration (holds ``detections.cameras``; any order); 3D in its units.
+        detections: every camera's person detections.
+        cfg: the stage's settings.
+
+    Returns:
+        The :class:`PeopleResult`, with ``report`` from :func:`people_report`.
+    """
+    t0 = time.perf_counter()
+    rig = rig.subset(detections.cameras)
+    assoc = associate(rig, detections, cfg.association)
+    t1 = time.perf_counter()
+    warn: list[str] = []
+    kept = _select_tracks(assoc, detections, cfg, warn)
+    kp, det_person, det_side = _person_keypoints(detections, assoc, kept)
+    P, T = len(kept), detections.n_frames
+    tri_cfg = dataclasses.replace(cfg.triangulation, swap_repair=False)
+    if P:
+        h3 = triangulate(rig, kp, tri_cfg)
+        if cfg.optimize:
+            h3 = _optimize(rig, h3, detections.fps)
+        pts = getattr(h3, "keypoints3d", None)
+        pts = h3.points3d if pts is None else pts
+        hands = pts.reshape(T, P, 2, N_JOINTS, 3)
+        nv = h3.n_views.reshape(T, P, 2, N_JOINTS)
+        err = h3.reprojection_error_px.reshape(T, P, 2, N_JOINTS)
+    else:
+        hands = np.full((T, 0, 2, N_JOINTS, 3), np.nan)
+        nv, err = np.zeros((T, 0, 2, N_JOINTS), np.int64), np.full((T, 0, 2, N_JOINTS), np.nan)
+    t2 = time.perf_counter()
+    ids = np.arange(P, dtype=np.int64)
+    result = PeopleResult(hands, nv, err, assoc.body3d[:, kept], assoc.body_n_views[:, kept],
+                          ids, det_person, det_side, rig.units)  # fmt: skip
+    timings = {"association": t1 - t0, "reconstruction": t2 - t1}
+    report = people_report(result, assoc, kept, detections, cfg, warn, timings)
+    return dataclasses.replace(result, report=report)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` of the True stretches of a 1-D mask."""
+    d = np.diff(np.r_[0, mask.astype(int), 0])
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(),
+                    strict=True))  # fmt: skip
+
+
+def _switches(res: PeopleResult, cfg: PeopleConfig, fps: float) -> list[dict[str, Any]]:
+    """Wrist jumps faster than ``max_wrist_speed_mps`` between consecutive valid frames."""
+    to_m = UNIT_SCALE_M[res.units]
+    out = []
+    wrist = res.hands3d[:, :, :, 0]  # (T, P, 2, 3)
+    for p in range(res.n_people):
+        for s, side in enumerate(("left", "right")):
+            t = np.flatnonzero(np.isfinite(wrist[:, p, s]).all(-1))
+            if len(t) < 2:
+                continue
+            v = np.linalg.norm(np.diff(wrist[t, p, s], axis=0), axis=-1) * to_m * fps
+            v /= np.diff(t)
+            for i in np.flatnonzero(v > cfg.max_wrist_speed_mps):
+                out.append({"person": int(res.person_ids[p]), "hand": side,
+                            "frame": int(t[i + 1]), "speed_mps": round(float(v[i]), 2)})
+    return out
+
+
+def _ambiguous(res: PeopleResult, cfg: PeopleConfig) -> list[int]:
+    """Frames where two different people's wrists are within ``ambiguous_distance_m``."""
+    to_m = UNIT_SCALE_M[res.units]
+    T, P = res.hands3d.shape[:2]
+    w = res.hands3d[:, :, :, 0].reshape(T, 2 * P, 3) * to_m
+    d = np.linalg.norm(w[:, :, None] - w[:, None], axis=-1)
+    person = np.repeat(np.arange(P), 2)
+    other = person[:, None] != person[None]
+    close = np.where(other[None] & np.isfinite(d), d, np.inf) < cfg.ambiguous_distance_m
+    return np.flatnonzero(close.any((1, 2))).tolist()
+
+
+def people_report(res: PeopleResult, assoc: Association, kept: np.ndarray,
+                  det: Detections2D, cfg: PeopleConfig, warn: list[str],
+                  timings: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """People found, frames per person and hand, suspected switches, ambiguous frames."""
+    fps = float(det.fps or 30.0)
+    people = []
+    for p, k in enumerate(kept):
+        valid = np.isfinite(res.hands3d[:, p]).all(-1).sum(-1) >= 10  # (T, 2)
+        body = np.isfinite(res.body3d[:, p]).all(-1).any(-1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lengths = bone_lengths(res.hands3d[:, p])  # (T, 2, 20)
+            cv = np.nanmedian(np.nanstd(lengths, 0) / np.nanmedian(lengths, 0), axis=-1)
+        people.append({
+            "id": int(res.person_ids[p]), "has_body": bool(assoc.track_body[k]),
+            "frames": int((valid.any(-1) | body).sum()), "body_frames": int(body.sum()),
+            "hand_frames": {"left": int(valid[:, 0].sum()), "right": int(valid[:, 1].sum())},
+            "present": [list(r) for r in _runs(valid.any(-1) | body)],
+            "bone_length_cv": {side: (round(float(c), 3) if np.isfinite(c) else None)
+                               for side, c in zip(("left", "right"), cv, strict=True)},
+        })  # fmt: skip
+    single = assoc.single_view_rows
+    if single.any():
+        frames = np.unique(det.frame[single])
+        warn.append(f"{int(single.sum())} person detections in {len(frames)} frames were seen "
+                    "by one camera only: no 3D for them")  # fmt: skip
+    dropped = assoc.n_tracks - len(kept)
+    return {
+        "people_found": len(kept), "people": people, "tracks_dropped": int(dropped),
+        "single_view_detections": int(single.sum()),
+        "suspected_identity_switches": _switches(res, cfg, fps),
+        "ambiguous_frames": _ambiguous(res, cfg),
+        "detections_associated": float(np.mean(res.det_person >= 0)) if len(det) else 0.0,
+        "association": assoc.info, "timings_s": timings, "warnings": warn,
+    }
