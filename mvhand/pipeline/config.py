@@ -14,6 +14,7 @@ from pathlib import Path
 from mvhand.backends.registry import BackendConfig
 from mvhand.config import config_to_dict, load_config, param
 from mvhand.errors import ConfigError
+from mvhand.export.config import ExportConfig
 from mvhand.fit import FitConfig
 from mvhand.stages.body import DetectConfig
 from mvhand.stages.hands2d import Hands2DConfig
@@ -64,6 +65,7 @@ class PipelineConfig:
     refine: RefineConfig = param(RefineConfig(), "3D-guided re-detection, then 3D again")
     fit: FitConfig = param(FitConfig(), "hand-model fit (MANO or the kinematic hand)")
     summary: bool = param(True, "write summary.png, a one-page figure of the run's quality")
+    export: ExportConfig = param(ExportConfig(), "exports for other tools (TRC, C3D, BVH, ...)")
     workers: int = param(
         1, "worker processes for the per-camera 2D work (0: one per CPU core available, at "
         "most one per camera; 1: in this process; `mvhand run` defaults to 0); results are "
