@@ -7,6 +7,7 @@ A dataset is a folder of sequences; a sequence is a folder holding::
     annotations_2d.json    COCO-style keyframe labels: 21 keypoints per hand, left/right, v
     gt3d.npz               optional 3D ground truth: keypoints3d (T, H, 21, 3), frames, units
     detections_2d.npz      optional 2D detections (mvhand keypoint file): a pipeline's input
+    truth_2d.npz           optional dense 2D truth of every frame and view (rendered sets)
     videos/<camera>.<ext>  optional per-camera videos
 
 Readers collect :class:`Problem` s instead of stopping at the first one, so the validator
@@ -49,6 +50,7 @@ CALIBRATION_FILE = "calibration.toml"
 ANNOTATIONS_FILE = "annotations_2d.json"
 GT3D_FILE = "gt3d.npz"
 DETECTIONS_FILE = "detections_2d.npz"
+TRUTH2D_FILE = "truth_2d.npz"
 VIDEOS_DIR = "videos"
 #: A hand's box (for the OKS scale) is the box around its labeled joints enlarged by this factor
 #: per side, when an annotation gives no ``area``: skin reaches past the joints.
@@ -203,6 +205,7 @@ class SequenceData:
         gt3d: the 3D ground truth, if any.
         detections_path: ``detections_2d.npz`` if present.
         videos: camera name -> video file.
+        truth2d_path: ``truth_2d.npz`` if present (read it with :func:`load_truth2d`).
     """
 
     root: Path
@@ -212,6 +215,7 @@ class SequenceData:
     gt3d: GroundTruth3D | None
     detections_path: Path | None
     videos: dict[str, Path]
+    truth2d_path: Path | None = None
 
     @property
     def name(self) -> str:
@@ -505,8 +509,9 @@ def read_sequence(root: str | Path, problems: Problems) -> SequenceData | None:
     ann = read_annotations(root, rig, info, problems)
     gt = read_gt3d(root, info, problems)
     det = root / DETECTIONS_FILE
+    truth = root / TRUTH2D_FILE
     return SequenceData(root, info, rig, ann, gt, det if det.is_file() else None,
-                        find_videos(root))  # fmt: skip
+                        find_videos(root), truth if truth.is_file() else None)  # fmt: skip
 
 
 def load_sequence(root: str | Path) -> SequenceData:
@@ -636,3 +641,54 @@ def write_sequence(root: str | Path, info: SequenceInfo, rig: Rig,
     if detections is not None:
         save_keypoints(root / DETECTIONS_FILE, detections)
     return root
+
+
+# ------------------------------------------------------------------------- dense 2D truth
+@dataclass(frozen=True, eq=False)
+class Truth2D:
+    """The 2D truth of every frame and view (``truth_2d.npz``, written by rendered sets).
+
+    Attributes:
+        keypoints_px: ``(C, T, H, 21, 2)`` the calibration's projection (distortion included)
+            of the 3D truth, also where the joint is hidden or outside the image.
+        visibility: ``(C, T, H, 21)`` COCO flags: 0 outside the image (or behind the camera),
+            1 inside but hidden, 2 visible.
+        occluder: ``(C, T, H, 21)`` what hides the joint, an index into ``occluder_names``
+            ("visible", "self", "other_hand", "instrument", "scene", "outside").
+        cameras, hands, occluder_names: the names along C, H and of the codes.
+    """
+
+    keypoints_px: np.ndarray
+    visibility: np.ndarray
+    occluder: np.ndarray
+    cameras: tuple[str, ...]
+    hands: tuple[str, ...]
+    occluder_names: tuple[str, ...]
+
+
+def save_truth2d(root: str | Path, truth: Truth2D) -> Path:
+    """Write ``truth_2d.npz`` into the sequence folder ``root``."""
+    path = Path(root) / TRUTH2D_FILE
+    save_npz_atomic(path, keypoints_px=truth.keypoints_px.astype(np.float32),
+                    visibility=truth.visibility.astype(np.int8),
+                    occluder=truth.occluder.astype(np.int8), cameras=np.array(truth.cameras),
+                    hands=np.array(truth.hands), occluder_names=np.array(truth.occluder_names),
+                    joints=np.array(JOINT_NAMES))  # fmt: skip
+    return path
+
+
+def load_truth2d(path: str | Path) -> Truth2D:
+    """Read ``truth_2d.npz``; InputError if it is malformed."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = Truth2D(z["keypoints_px"].astype(float), z["visibility"], z["occluder"],
+                          tuple(str(c) for c in z["cameras"]), tuple(str(h) for h in z["hands"]),
+                          tuple(str(o) for o in z["occluder_names"]))  # fmt: skip
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"not a readable truth_2d file ({exc})", path) from None
+    C, T, H = out.visibility.shape[:3]
+    if (out.keypoints_px.shape != (C, T, H, N_JOINTS, 2)
+            or out.occluder.shape != (C, T, H, N_JOINTS)):  # fmt: skip
+        raise InputError("keypoints_px, visibility and occluder shapes disagree", path)
+    return out

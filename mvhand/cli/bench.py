@@ -67,6 +67,87 @@ def synth(out_dir: Path, levels: str, cameras: int, frames: int, fps: float, see
         click.echo(f"wrote {p}")
 
 
+def _size(value: str) -> tuple[int, int]:
+    if value.lower() == "4k":
+        return (2160, 3840)
+    w, sep, h = value.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) < 64:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT (e.g. 1080x1920) or 4k, got {value!r}")
+    return size
+
+
+def _mocap(mocap: str) -> Path | None:
+    from mvhand.bench.synth import default_mocap_path
+
+    if mocap == "auto":
+        return default_mocap_path()
+    if mocap == "none":
+        return None
+    path = Path(mocap)
+    if not path.is_file():
+        raise click.BadParameter(f"{path}: file not found", param_hint="--mocap")
+    return path
+
+
+@command.command("render")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Dataset folder to write (one sequence folder per level).")
+@click.option("--level", "levels", default="L0,L1,L2", show_default=True,
+              help="Complexity level(s), comma-separated L0..L5, or 'all'.")
+@click.option("--frames", default=300, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--fps", default=30.0, show_default=True, type=click.FloatRange(min=1.0))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds everything.")
+@click.option("--keyframes", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="Labeled frames per camera (the paper's protocol: 10).")
+@click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None,
+              help="Render through this calibration (any file `mvhand run` reads) instead of "
+              "the default operating-room rig.")  # fmt: skip
+@click.option("--size", "size_text", default="1080x1920", show_default=True,
+              help="Image size of the default rig, WIDTHxHEIGHT or 4k.")
+@click.option("--far", "n_far", default=4, show_default=True, type=click.IntRange(0, 32),
+              help="Far-field cameras of the default rig.")
+@click.option("--near", "n_near", default=8, show_default=True, type=click.IntRange(0, 64),
+              help="Near-field cameras of the default rig.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Cameras rendered in parallel (processes).")
+@click.option("--mocap", default="auto", show_default=True, metavar="PATH|auto|none",
+              help="Real hand capture (T, 21, 3) driving level L1's fingers; 'auto' uses "
+              "../shared/data/handmocap when present.")  # fmt: skip
+def render(out_dir: Path, levels: str, frames: int, fps: float, seed: int, keyframes: int,
+           calib_path: Path | None, size_text: str, n_far: int, n_near: int, workers: int,
+           mocap: str) -> None:  # fmt: skip
+    """Render multi-view videos of rigged hands with exact 3D and 2D truth."""
+    import time
+
+    from mvhand.bench.render.sequence import RenderConfig, render_benchmark
+
+    if keyframes > frames:
+        raise click.BadParameter("cannot exceed --frames", param_hint="--keyframes")
+    rig = None
+    if calib_path is not None:
+        from mvhand.pipeline.run import load_rig
+
+        rig = load_rig(calib_path)
+    elif n_far + n_near < 2:
+        raise click.BadParameter("the rig needs at least 2 cameras", param_hint="--near")
+    cfg = RenderConfig(n_frames=frames, fps=fps, seed=seed, n_keyframes=keyframes,
+                       size_px=_size(size_text), n_far=n_far, n_near=n_near, rig=rig,
+                       mocap_path=_mocap(mocap), workers=workers)  # fmt: skip
+    last = {"cam": ""}
+
+    def progress(cam: str, done: int, total: int) -> None:
+        if cam != last["cam"] and done == total:
+            click.echo(f"  {cam}: {total} frames", err=True)
+
+    start = time.perf_counter()
+    for p in render_benchmark(out_dir, _levels(levels), cfg, progress):
+        click.echo(f"wrote {p} ({time.perf_counter() - start:.0f} s so far)")
+
+
 @command.command("baselines")
 @click.option("--dataset", required=True, type=click.Path(path_type=Path),
               help="Benchmark dataset folder (e.g. from `mvhand bench synth`).")
