@@ -562,7 +562,7 @@ def _people_truth(cfg: SynthConfig, preset: PeoplePreset, rng: np.random.Generat
         bodies.append(body_from_hands(h, place))
         present.append(np.ones(n, bool))
     for w in range(preset.walkers):
-        y = 0.95 + 0.1 * w
+        y = 0.75 + 0.55 * w
         start, end = np.array([-2.2, y]), np.array([2.2, y - 0.05])
         if w % 2:
             start, end = end, start
@@ -691,14 +691,14 @@ def synthesize_people(cfg: SynthConfig) -> PeopleSequence:
     return PeopleSequence(rig, det, hands, body, present, r["person"], truth, cfg.level)
 
 
-def score_people(seq: PeopleSequence, hands3d: np.ndarray, det_person: np.ndarray,
+def score_people(seq: PeopleSequence, hands3d: np.ndarray, det_hand_person: np.ndarray,
                  det_side: np.ndarray, near_m: float = 0.05) -> dict:  # fmt: skip
     """How well a multi-person result matches the truth of :func:`synthesize_people`.
 
     Args:
         seq: the sequence.
         hands3d: ``(T, P, 2, 21, 3)`` m, the result's hands.
-        det_person: ``(N,)`` result slot of each detection row (-1 none).
+        det_hand_person: ``(N, 2)`` result slot of each row's hand slots (-1 none).
         det_side: ``(N, 2)`` result side of each row's hand slots (-1 none).
         near_m: a result hand within this of a true wrist "is" that hand (identity switches).
 
@@ -735,7 +735,7 @@ def score_people(seq: PeopleSequence, hands3d: np.ndarray, det_person: np.ndarra
         complete[g] = (present & got).sum(0) / np.maximum(present.sum(0), 1)
     switches = _id_switches(gt, hands3d, near_m)
     has = seq.true_hand[..., 0] >= 0
-    res_person = np.where(det_side >= 0, det_person[:, None], -1)
+    res_person = np.where(det_side >= 0, det_hand_person, -1)
     want = np.where(has, match[np.maximum(seq.true_hand[..., 0], 0)], -2)
     right = has & (res_person == want) & (det_side == seq.true_hand[..., 1]) & (want >= 0)
     return {"match": match, "mpjpe_mm": mpjpe, "completeness": complete,

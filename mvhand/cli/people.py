@@ -62,7 +62,8 @@ def command(calib_path: Path, fmt: str, table_path: Path | None, cameras: str | 
                     hands_n_views=res.hands_n_views,
                     hands_reprojection_error_px=res.hands_reprojection_error_px,
                     body_n_views=res.body_n_views, det_camera=det.camera, det_frame=det.frame,
-                    det_person=res.det_person, det_side=res.det_side,
+                    det_person=res.det_person,
+                    det_hand_person=res.det_hand_person, det_side=res.det_side,
                     cameras=list(det.cameras), units=res.units)  # fmt: skip
     report = {"inputs": {"calibration": str(calib_path), "format": fmt,
                          "inputs": [str(p) for p in inputs]}, **res.report}  # fmt: skip

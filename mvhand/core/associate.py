@@ -194,9 +194,23 @@ def pair_affinity(ess: np.ndarray, cams: np.ndarray, xy: np.ndarray, w: np.ndarr
         return np.where(n >= min_common, d, np.inf)
 
     d = one(xy[j], w[j])
+    crossed = np.zeros(len(d), dtype=bool)
     if mirror is not None:
-        d = np.minimum(d, one(xy[j][:, mirror], w[j][:, mirror]))
-    return d
+        dm = one(xy[j][:, mirror], w[j][:, mirror])
+        crossed = dm < d
+        d = np.minimum(d, dm)
+    return d, crossed
+
+
+def _orientations(R: np.ndarray) -> np.ndarray:
+    """Which members of a cluster are mirrored, from pairwise relations ``R (m, m)`` (+1 alike,
+    -1 mirrored, 0 unknown): each member's row as a candidate labelling, the one most
+    consistent with all pairs wins (Z2 synchronization); most members count as unmirrored."""
+    O = np.where(R != 0, R, 1.0)
+    np.fill_diagonal(O, 1.0)
+    score = np.einsum("ri,ij,rj->r", O, R, O)
+    flip = O[int(np.argmax(score))] < 0
+    return ~flip if flip.sum() > len(flip) / 2 else flip
 
 
 def _agglomerate(members_cam: np.ndarray, D: np.ndarray, gate: float) -> np.ndarray:
@@ -222,9 +236,11 @@ def _agglomerate(members_cam: np.ndarray, D: np.ndarray, gate: float) -> np.ndar
 
 
 def _groups(frames: np.ndarray, cams: np.ndarray, pairs: np.ndarray, d: np.ndarray,
-            gate: float) -> np.ndarray:  # fmt: skip
-    """Cluster of every row (-1: alone) from the pair affinities, frame by frame."""
+            crossed: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Cluster of every row (-1: alone) from the pair affinities, frame by frame, and whether
+    each row is mirrored relative to its cluster."""
     group = np.full(len(frames), -1, dtype=np.int64)
+    flip = np.zeros(len(frames), dtype=bool)
     pf = frames[pairs[:, 0]] if len(pairs) else np.zeros(0, dtype=np.int64)
     order = np.argsort(pf, kind="stable")
     bounds = np.flatnonzero(np.diff(pf[order])) + 1
@@ -236,13 +252,19 @@ def _groups(frames: np.ndarray, cams: np.ndarray, pairs: np.ndarray, d: np.ndarr
         a = np.array([pos[int(r)] for r in pairs[sel, 0]])
         b = np.array([pos[int(r)] for r in pairs[sel, 1]])
         D[a, b] = D[b, a] = d[sel]
+        R = np.zeros_like(D)
+        R[a, b] = R[b, a] = np.where(crossed[sel], -1.0, 1.0)
         lab = _agglomerate(cams[rows], D, gate)
         _, inv, counts = np.unique(lab, return_inverse=True, return_counts=True)
         multi = counts[inv] >= 2
         _, renum = np.unique(inv[multi], return_inverse=True)
         group[rows[multi]] = n_groups + renum
         n_groups += int(multi.any() and renum.max() + 1)
-    return group
+        if crossed[sel].any():
+            for g in np.unique(inv[multi]):
+                mem = np.flatnonzero(inv == g)
+                flip[rows[mem]] = _orientations(R[np.ix_(mem, mem)])
+    return group, flip
 
 
 def _scatter(n_cams: int, n_groups: int, cams: np.ndarray, group: np.ndarray, xy: np.ndarray,
@@ -345,15 +367,20 @@ def cluster_views(E: np.ndarray, frames: np.ndarray, cams: np.ndarray, xy: np.nd
     """
     ess = essential_matrices(E)
     pairs = _frame_pairs(frames, cams)
-    d = pair_affinity(ess, cams, xy, w, pairs, gate, min_common, mirror)
+    d, crossed = pair_affinity(ess, cams, xy, w, pairs, gate, min_common, mirror)
     keep = d < gate
-    group, Q = _renumber(_groups(frames, cams, pairs[keep], d[keep], gate))
-    flipped = np.zeros(len(frames), dtype=bool)
-    X = _triangulate_groups(E, cams, group, xy, w, Q)
+    group, flipped = _groups(frames, cams, pairs[keep], d[keep], crossed[keep], gate)
+    group, Q = _renumber(group)
+    flipped &= group >= 0
+    if mirror is not None:
+        cur_xy = np.where(flipped[:, None, None], xy[:, mirror], xy)
+        cur_w = np.where(flipped[:, None], w[:, mirror], w)
+    else:
+        cur_xy, cur_w = xy.copy(), w.copy()
+    X = _triangulate_groups(E, cams, group, cur_xy, cur_w, Q)
     if not verify or Q == 0:
         return group, X, flipped
     size = detection_size(xy, w)
-    cur_xy, cur_w = xy.copy(), w.copy()
     for _ in range(2):
         m = np.flatnonzero(group >= 0)
         if mirror is not None:
@@ -437,7 +464,7 @@ def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
     """
     C = len(st.E)
     X = np.full((n_slots, N_JOINTS, 3), np.nan)
-    for _ in range(3):
+    for _ in range(C):
         n, k, s = mem[:, 0], mem[:, 1], mem[:, 2]
         XY, W = np.zeros((C, n_slots, N_JOINTS, 2)), np.zeros((C, n_slots, N_JOINTS))
         XY[st.cams[n], s], W[st.cams[n], s] = np.nan_to_num(st.xy[n, k]), st.w[n, k]
@@ -463,13 +490,35 @@ def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
     return mem, X
 
 
+def _drop_duplicates(st: _HandState, cand: np.ndarray, r: np.ndarray, s: np.ndarray,
+                     cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One camera's assignments without duplicates: two detections of one physical hand (two
+    people's rows holding the same hand) keep only the one nearer its person's arm."""
+    if len(r) < 2:
+        return r, s
+    xy = st.xy[cand[:, 0], cand[:, 1]]  # (m, 21, 2)
+    ok = st.w[cand[:, 0], cand[:, 1]] > 0
+    size = detection_size(xy, ok.astype(float))
+    d = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+    both = ok[:, None] & ok[None]
+    mean = np.where(both, d, 0.0).sum(-1) / np.maximum(both.sum(-1), 1)
+    dup = (both.sum(-1) >= 5) & (mean < 0.15 * np.fmin(size[:, None], size[None]))
+    keep = np.ones(len(r), dtype=bool)
+    for i in np.argsort(cost, kind="stable"):
+        if keep[i]:
+            others = dup[i] & keep
+            others[i] = False
+            keep[others] = False
+    return r[keep], s[keep]
+
+
 def _assign_frame(st: _HandState, rows: np.ndarray, anchors: np.ndarray, slot_of: np.ndarray,
                   cfg: AssociationConfig) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Assign one frame's 2D hands to (track, side) slots ``slot_of (A,)`` (2 * track + side);
     returns the slots and their verified 3D ``(S, 21, 3)``."""
     slots = np.unique(slot_of)
     if len(rows) == 0 or len(slots) == 0:
-        return slots, np.zeros((0, N_JOINTS, 3))
+        return slots, np.full((len(slots), N_JOINTS, 3), np.nan)
     valid = (st.w[rows] > 0).sum(-1) >= 3
     valid &= (st.w[rows][:, :, _HAND_ANCHOR] > 0).any(-1)
     rr, kk = np.nonzero(valid)
@@ -488,7 +537,8 @@ def _assign_frame(st: _HandState, rows: np.ndarray, anchors: np.ndarray, slot_of
         sub = cost[ci]
         r, s = linear_sum_assignment(np.where(sub <= cfg.hand_gate, sub, _BIG))
         ok = sub[r, s] <= cfg.hand_gate
-        members.append(np.c_[cand[ci[r[ok]]], s[ok]])
+        r, s = _drop_duplicates(st, cand[ci[r[ok]]], r[ok], s[ok], sub[r[ok], s[ok]])
+        members.append(np.c_[cand[ci[r]], s])
     mem = np.concatenate(members).astype(np.int64)
     mem, X = _verify_slots(st, mem, len(slots), cfg.hand_reprojection_gate)
     st.hand_track[mem[:, 0], mem[:, 1]] = slots[mem[:, 2]] // 2
@@ -539,14 +589,19 @@ def _leftover_hands(st: _HandState, body3d: np.ndarray, hand3d: np.ndarray,
     dist = np.linalg.norm(wrists - X[:, None, None, 0], axis=-1)
     dist = np.where(np.isnan(hand3d[gframe, :, :, 0, 0]), dist, np.inf)  # free arms only
     dist = np.where(np.isfinite(dist), dist, np.inf).reshape(Q, 2 * K)
+    if Q == 0:
+        return 0
     best = np.argmin(dist, axis=1) if K else np.zeros(Q, dtype=np.int64)
-    attached = (dist[np.arange(Q), best] < cfg.attach_distance_m * to_units) if K \
-        else np.zeros(Q, bool)  # fmt: skip
+    near = cfg.attach_distance_m * to_units
+    attached = (dist[np.arange(Q), best] < near) if K else np.zeros(Q, bool)
+    # a cluster on top of a hand that already has its views is a duplicate, not a new person
+    taken = np.linalg.norm(hand3d[gframe][:, :, :, 0] - X[:, None, None, 0], axis=-1)
+    duplicate = (np.where(np.isfinite(taken), taken, np.inf) < near).any((1, 2))
     for m in np.flatnonzero(group >= 0):
         g = group[m]
         if attached[g]:
             st.hand_track[rr[m], kk[m]], st.hand_side[rr[m], kk[m]] = best[g] // 2, best[g] % 2
-    alone = np.flatnonzero(~attached)
+    alone = np.flatnonzero(~attached & ~duplicate)
     if len(alone) == 0:
         return 0
     step = cfg.max_speed_mps * to_units / fps

@@ -21,8 +21,10 @@ After association, :class:`PeopleResult` holds P person slots over T frames:
 - ``body3d (T, P, B, 3)``, NaN where not triangulated (hand-only people have no body), with
   ``body_n_views (T, P)``.
 - ``person_ids (P,)``: a stable id per slot (ids are never reused within a result).
-- ``det_person (N,)`` slot of each detection row (-1: not associated) and ``det_side (N, 2)``:
-  the 3D side (0/1) each of the row's hand slots was assigned to, -1 where not used (split).
+- ``det_person (N,)`` slot of each detection row's body (-1: not associated);
+  ``det_hand_person (N, 2)`` and ``det_side (N, 2)``: the slot and 3D side (0/1) each of
+  the row's hand slots was assigned to, -1 where not used (split off). A row's hand may go to
+  another person than its body: the detector attached someone else's hand.
 
 Missing is NaN (and score 0) everywhere, as in :mod:`mvhand.core.data`.
 """
@@ -166,7 +168,8 @@ class PeopleResult:
             ``(T, P, 2, 21)``.
         body3d: ``(T, P, B, 3)``; body_n_views: ``(T, P)`` views of each body per frame.
         person_ids: ``(P,)`` int.
-        det_person: ``(N,)`` slot per detection row, -1 if not associated.
+        det_person: ``(N,)`` slot of each detection row's body, -1 if not associated.
+        det_hand_person: ``(N, 2)`` slot each of the row's hand slots went to, -1 if none.
         det_side: ``(N, 2)`` 3D side of each of the row's hand slots, -1 if not used.
         units: the rig's units.
         report: people found, frames per person and hand, switches, ambiguities, warnings.
@@ -179,6 +182,7 @@ class PeopleResult:
     body_n_views: np.ndarray
     person_ids: np.ndarray
     det_person: np.ndarray
+    det_hand_person: np.ndarray
     det_side: np.ndarray
     units: str = "m"
     report: dict = field(default_factory=dict)
@@ -205,6 +209,8 @@ class PeopleResult:
         object.__setattr__(self, "person_ids", ids)
         object.__setattr__(self, "det_person", np.asarray(self.det_person, dtype=np.int64))
         object.__setattr__(self, "det_side", np.asarray(self.det_side, dtype=np.int64))
+        object.__setattr__(self, "det_hand_person",
+                           np.asarray(self.det_hand_person, dtype=np.int64))
 
     @property
     def n_people(self) -> int:

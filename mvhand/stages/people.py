@@ -77,13 +77,19 @@ def _select_tracks(assoc: Association, det: Detections2D, cfg: PeopleConfig,
                     f"kept the {cfg.max_people} seen in the most views")  # fmt: skip
         ok = ok[np.argsort(-support[ok].sum(1), kind="stable")[: cfg.max_people]]
     first = np.argmax(support[ok] >= 2, axis=1)
-    return ok[np.argsort(first, kind="stable")]
+    # ties (people present from the same frame) by place, so that the order of the slots does
+    # not depend on the order of cameras or of detections
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        place = np.nanmean(assoc.body3d[:, ok], axis=(0, 2))  # (K, 3)
+    place = np.where(np.isfinite(place), place, np.inf)
+    return ok[np.lexsort((place[:, 1], place[:, 0], first))]
 
 
 def _person_keypoints(det: Detections2D, assoc: Association, kept: np.ndarray
-                      ) -> tuple[Keypoints2D, np.ndarray, np.ndarray]:  # fmt: skip
+                      ) -> tuple[Keypoints2D, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """The associated 2D of every kept person-hand as ``Keypoints2D (C, T, 2P, 21)``, and
-    ``det_person (N,)``, ``det_side (N, 2)`` in slots of ``kept``."""
+    ``det_person (N,)``, ``det_hand_person (N, 2)``, ``det_side (N, 2)`` in slots of ``kept``."""
     P, C, T = len(kept), det.n_cameras, det.n_frames
     slot = np.full(assoc.n_tracks + 1, -1, dtype=np.int64)
     slot[kept] = np.arange(P)
@@ -98,11 +104,8 @@ def _person_keypoints(det: Detections2D, assoc: Association, kept: np.ndarray
     kp[det.camera[n], det.frame[n], h] = det.hands_px[n, k]
     sc[det.camera[n], det.frame[n], h] = det.hands_scores[n, k]
     names = tuple(f"p{i}_{side}" for i in range(P) for side in ("left", "right"))
-    det_person = slot[assoc.det_track]
-    body_less = det_person < 0
-    det_person[body_less] = np.max(hs[body_less], axis=1, initial=-1)
     det_side = np.where(hs >= 0, assoc.hand_side, -1)
-    return Keypoints2D(kp, sc, det.cameras, names, det.fps), det_person, det_side
+    return Keypoints2D(kp, sc, det.cameras, names, det.fps), slot[assoc.det_track], hs, det_side
 
 
 def _optimize(rig: Rig, hands3d, fps: float | None):
@@ -138,7 +141,7 @@ def reconstruct_people(rig: Rig, detections: Detections2D,
     t1 = time.perf_counter()
     warn: list[str] = []
     kept = _select_tracks(assoc, detections, cfg, warn)
-    kp, det_person, det_side = _person_keypoints(detections, assoc, kept)
+    kp, det_person, det_hand, det_side = _person_keypoints(detections, assoc, kept)
     P, T = len(kept), detections.n_frames
     tri_cfg = dataclasses.replace(cfg.triangulation, swap_repair=False)
     if P:
@@ -156,7 +159,7 @@ def reconstruct_people(rig: Rig, detections: Detections2D,
     t2 = time.perf_counter()
     ids = np.arange(P, dtype=np.int64)
     result = PeopleResult(hands, nv, err, assoc.body3d[:, kept], assoc.body_n_views[:, kept],
-                          ids, det_person, det_side, rig.units)  # fmt: skip
+                          ids, det_person, det_hand, det_side, rig.units)  # fmt: skip
     timings = {"association": t1 - t0, "reconstruction": t2 - t1}
     report = people_report(result, assoc, kept, detections, cfg, warn, timings)
     return dataclasses.replace(result, report=report)
@@ -231,6 +234,8 @@ def people_report(res: PeopleResult, assoc: Association, kept: np.ndarray,
         "single_view_detections": int(single.sum()),
         "suspected_identity_switches": _switches(res, cfg, fps),
         "ambiguous_frames": _ambiguous(res, cfg),
-        "detections_associated": float(np.mean(res.det_person >= 0)) if len(det) else 0.0,
+        "detections_associated": float(np.mean((res.det_person >= 0)
+                                               | (res.det_hand_person >= 0).any(1)))
+        if len(det) else 0.0,
         "association": assoc.info, "timings_s": timings, "warnings": warn,
     }
