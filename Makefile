@@ -10,7 +10,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e ".[dev,viz]"
+	$(PIP_INSTALL) -e ".[dev,viz,batch]"
 	touch $@
 
 install: system-deps $(VENV)/.installed
