@@ -718,8 +718,9 @@ def score_people(seq: PeopleSequence, hands3d: np.ndarray, det_hand_person: np.n
     for g in range(G):
         for p in range(P):
             d = np.linalg.norm(hands3d[:, p, :, 0] - gt[:, g, :, 0], axis=-1)
+            present = np.isfinite(gt[:, g, :, 0]).all(-1)
             if np.isfinite(d).sum() >= 3:
-                cost[g, p] = np.nanmean(d) + 1.0 * (1 - np.isfinite(d).mean())
+                cost[g, p] = np.nanmean(d) + (1 - np.isfinite(d).sum() / present.sum())
     match = np.full(G, -1, dtype=np.int64)
     if P:
         r, c = lsa(cost)

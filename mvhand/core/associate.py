@@ -83,6 +83,13 @@ class AssociationConfig:
     track_gate_m: float = param(0.25, "3D distance (m) always allowed between frames", gt=0.0)
     max_gap_frames: int = param(10, "frames a track may be unseen before it ends", ge=0)
     verify: bool = param(True, "3D verification of the per-frame clusters (step 3)")
+    propagate: bool = param(
+        True, "follow known people frame to frame by reprojecting their predicted 3D body "
+        "and cluster only the detections that fit nobody (else cluster every frame from "
+        "scratch and link the clusters afterwards)")  # fmt: skip
+    propagate_gate: float = param(
+        0.25, "median reprojection error (fraction of the body's image size) of a view "
+        "against a person's predicted body to join that person", gt=0.0)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -490,26 +497,34 @@ def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
     return mem, X
 
 
-def _drop_duplicates(st: _HandState, cand: np.ndarray, r: np.ndarray, s: np.ndarray,
-                     cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """One camera's assignments without duplicates: two detections of one physical hand (two
-    people's rows holding the same hand) keep only the one nearer its person's arm."""
-    if len(r) < 2:
-        return r, s
-    xy = st.xy[cand[:, 0], cand[:, 1]]  # (m, 21, 2)
-    ok = st.w[cand[:, 0], cand[:, 1]] > 0
+def _drop_duplicates(st: _HandState, mem: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Assignments ``mem (M, 3)`` without duplicates: two detections of one physical hand in
+    one camera (two people's rows holding the same hand) keep only the one nearer its arm."""
+    if len(mem) < 2:
+        return mem
+    n, k = mem[:, 0], mem[:, 1]
+    a, b = np.triu_indices(len(mem), 1)
+    same = st.cams[n[a]] == st.cams[n[b]]
+    a, b = a[same], b[same]
+    xy, ok = st.xy[n, k], st.w[n, k] > 0  # (M, 21, 2), (M, 21)
     size = detection_size(xy, ok.astype(float))
-    d = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
-    both = ok[:, None] & ok[None]
+    lim = 0.15 * np.fmin(size[a], size[b])
+    near = np.nanmin(np.linalg.norm(xy[a][:, _HAND_ANCHOR] - xy[b][:, _HAND_ANCHOR], axis=-1),
+                     axis=1) < 3 * lim  # fmt: skip
+    a, b, lim = a[near], b[near], lim[near]
+    if len(a) == 0:
+        return mem
+    d = np.linalg.norm(xy[a] - xy[b], axis=-1)
+    both = ok[a] & ok[b]
     mean = np.where(both, d, 0.0).sum(-1) / np.maximum(both.sum(-1), 1)
-    dup = (both.sum(-1) >= 5) & (mean < 0.15 * np.fmin(size[:, None], size[None]))
-    keep = np.ones(len(r), dtype=bool)
+    hit = (both.sum(-1) >= 5) & (mean < lim)
+    dup = np.zeros((len(mem), len(mem)), dtype=bool)
+    dup[a[hit], b[hit]] = dup[b[hit], a[hit]] = True
+    keep = np.ones(len(mem), dtype=bool)
     for i in np.argsort(cost, kind="stable"):
-        if keep[i]:
-            others = dup[i] & keep
-            others[i] = False
-            keep[others] = False
-    return r[keep], s[keep]
+        if keep[i] and dup[i].any():
+            keep[dup[i]] = False
+    return mem[keep]
 
 
 def _assign_frame(st: _HandState, rows: np.ndarray, anchors: np.ndarray, slot_of: np.ndarray,
@@ -537,9 +552,9 @@ def _assign_frame(st: _HandState, rows: np.ndarray, anchors: np.ndarray, slot_of
         sub = cost[ci]
         r, s = linear_sum_assignment(np.where(sub <= cfg.hand_gate, sub, _BIG))
         ok = sub[r, s] <= cfg.hand_gate
-        r, s = _drop_duplicates(st, cand[ci[r[ok]]], r[ok], s[ok], sub[r[ok], s[ok]])
-        members.append(np.c_[cand[ci[r]], s])
-    mem = np.concatenate(members).astype(np.int64)
+        members.append(np.c_[cand[ci[r[ok]]], s[ok], sub[r[ok], s[ok]]])
+    mem = np.concatenate(members)
+    mem = _drop_duplicates(st, mem[:, :3].astype(np.int64), mem[:, 3])
     mem, X = _verify_slots(st, mem, len(slots), cfg.hand_reprojection_gate)
     st.hand_track[mem[:, 0], mem[:, 1]] = slots[mem[:, 2]] // 2
     st.hand_side[mem[:, 0], mem[:, 1]] = slots[mem[:, 2]] % 2
@@ -628,12 +643,157 @@ def _side_majority(st: _HandState, n_body: int) -> np.ndarray:
     return flip
 
 
+def _median_rel(E: np.ndarray, P: np.ndarray, cams: np.ndarray, xy: np.ndarray,
+                w: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Median relative reprojection error ``(R, K)`` of rows against 3D bodies ``P (K, J, 3)``."""
+    proj, _ = project_normalized(E, P)  # (C, K, J, 2)
+    e = np.linalg.norm(proj[cams] - xy[:, None], axis=-1) / size[:, None, None]
+    e = np.where((w[:, None] > 0) & np.isfinite(e), e, np.inf)
+    n = np.isfinite(e).sum(-1)
+    srt = np.sort(e, axis=-1)
+    med = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
+    return np.where(n > 0, med, np.inf)
+
+
+@dataclass
+class _Tracker:
+    """Live person tracks for :func:`_propagate_bodies`."""
+
+    last: list = field(default_factory=list)  # (J, 3) per track
+    velocity: list = field(default_factory=list)
+    seen: list = field(default_factory=list)  # last frame
+
+    def predict(self, k: np.ndarray, t: int) -> np.ndarray:
+        return np.stack([self.last[i] + self.velocity[i] * (t - self.seen[i]) for i in k])
+
+    def update(self, k: int, t: int, X: np.ndarray) -> None:
+        if k == len(self.last):
+            self.last.append(X)
+            self.velocity.append(np.zeros(3))
+            self.seen.append(t)
+            return
+        gap = max(t - self.seen[k], 1)
+        step = np.nan_to_num(np.nanmean(X - self.last[k], axis=0)) / gap \
+            if np.isfinite(X - self.last[k]).any() else np.zeros(3)  # fmt: skip
+        self.velocity[k] = 0.5 * self.velocity[k] + 0.5 * step
+        self.last[k] = np.where(np.isfinite(X), X, self.last[k] + self.velocity[k] * gap)
+        self.seen[k] = t
+
+
+def _follow(E, cams, xy, w, xy_m, w_m, size, pred, gate) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's rows to predicted people ``pred (K, J, 3)`` by reprojection, one per
+    camera and person (Hungarian): ``(R,)`` person (-1 none) and mirrored flags."""
+    plain = _median_rel(E, pred, cams, xy, w, size)
+    mirr = _median_rel(E, pred, cams, xy_m, w_m, size)
+    err = np.minimum(plain, mirr)
+    who = np.full(len(cams), -1, dtype=np.int64)
+    for c in np.unique(cams):
+        ri = np.flatnonzero(cams == c)
+        sub = err[ri]
+        r, k = linear_sum_assignment(np.where(sub <= gate, sub, _BIG))
+        ok = sub[r, k] <= gate
+        who[ri[r[ok]]] = k[ok]
+    flip = np.take_along_axis(mirr < plain, np.maximum(who, 0)[:, None], 1)[:, 0] & (who >= 0)
+    return who, flip
+
+
+def _verify_frame(E, cams, xy, w, size, group, Q, gate) -> tuple[np.ndarray, np.ndarray]:
+    """DLT of a frame's groups, views above the gate leave, DLT again."""
+    if Q == 0:
+        return group, np.zeros((0,) + xy.shape[1:-1] + (3,))
+    X = _triangulate_groups(E, cams, group, xy, w, Q)
+    m = np.flatnonzero(group >= 0)
+    own = pair_errors(E, X, cams, xy, w, size, m, group[m])
+    group = group.copy()
+    group[m[own > gate]] = -1
+    views = np.bincount(group[group >= 0], minlength=Q)
+    group[(group >= 0) & (views[np.maximum(group, 0)] < 2)] = -1
+    return group, _triangulate_groups(E, cams, group, xy, w, Q)
+
+
+def _propagate_bodies(E, det: Detections2D, xy, w, cfg: AssociationConfig, to_units: float,
+                      fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Frame by frame: rows join the people they reproject onto (their predicted 3D body),
+    the rest are clustered by epipolar geometry and start or resume tracks.
+
+    Returns ``track (N,)`` (-1 none), ``X (N, B, 3)`` the 3D of each row's person in its
+    frame, ``flipped (N,)``."""
+    N = len(det)
+    rows_ok = (w > 0).sum(-1) >= cfg.min_common_joints
+    size = detection_size(xy, w)
+    xy_m, w_m = xy[:, BODY_MIRROR], w[:, BODY_MIRROR]
+    track = np.full(N, -1, dtype=np.int64)
+    flipped = np.zeros(N, dtype=bool)
+    X_row = np.full(xy.shape[:2] + (3,), np.nan)
+    trk = _Tracker()
+    order = np.argsort(det.frame, kind="stable")
+    starts = np.searchsorted(det.frame[order], np.arange(det.n_frames + 1))
+    base, step = cfg.track_gate_m * to_units, cfg.max_speed_mps * to_units / fps
+    for t in range(det.n_frames):
+        r = order[starts[t]:starts[t + 1]]
+        r = r[rows_ok[r]]
+        live = np.array([k for k in range(len(trk.seen)) if t - trk.seen[k] <= cfg.max_gap_frames],
+                        dtype=np.int64)  # fmt: skip
+        who = np.full(len(r), -1, dtype=np.int64)
+        flip = np.zeros(len(r), dtype=bool)
+        if len(live) and len(r):
+            who, flip = _follow(E, det.camera[r], xy[r], w[r], xy_m[r], w_m[r], size[r],
+                                trk.predict(live, t), cfg.propagate_gate)  # fmt: skip
+        cxy = np.where(flip[:, None, None], xy_m[r], xy[r])
+        cw = np.where(flip[:, None], w_m[r], w[r])
+        group, X = _verify_frame(E, det.camera[r], cxy, cw, size[r], who, len(live),
+                                 cfg.body_reprojection_gate)  # fmt: skip
+        tr = np.where(group >= 0, live[np.maximum(group, 0)] if len(live) else -1, -1)
+        for g in np.unique(group[group >= 0]):
+            trk.update(int(live[g]), t, X[g])
+        rest = np.flatnonzero(group < 0)
+        if len(rest) >= 2:
+            ng, nX, nflip = cluster_views(E, np.zeros(len(rest), np.int64), det.camera[r[rest]],
+                                          xy[r[rest]], w[r[rest]], cfg.body_gate,
+                                          cfg.body_reprojection_gate, cfg.min_common_joints,
+                                          BODY_MIRROR, cfg.verify)  # fmt: skip
+            ids = _resume_or_start(trk, t, nX, live, group, base, step)
+            tr[rest] = np.where(ng >= 0, ids[np.maximum(ng, 0)] if len(ids) else -1, -1)
+            flip[rest] = nflip
+            X = np.concatenate([X, nX])
+            group[rest] = np.where(ng >= 0, len(live) + ng, -1)
+        track[r], flipped[r] = tr, flip & (tr >= 0)
+        X_row[r[group >= 0]] = X[group[group >= 0]]
+    return track, X_row, flipped
+
+
+def _resume_or_start(trk: _Tracker, t: int, X: np.ndarray, live: np.ndarray,
+                     group: np.ndarray, base: float, step: float) -> np.ndarray:  # fmt: skip
+    """Track ids of new clusters ``X (Q, J, 3)``: a live track not seen in this frame when one
+    is near enough (Hungarian on the mean joint distance), else a new track."""
+    from mvhand.core.tracks3d import mean_distance
+
+    ids = np.full(len(X), -1, dtype=np.int64)
+    idle = np.array([k for i, k in enumerate(live) if i not in set(group[group >= 0].tolist())],
+                    dtype=np.int64)  # fmt: skip
+    if len(idle) and len(X):
+        cost = mean_distance(trk.predict(idle, t)[:, None], X[None])
+        gate = base + step * (t - np.array([trk.seen[k] for k in idle]))
+        a, b = linear_sum_assignment(np.where(cost <= gate[:, None], cost, _BIG))
+        ok = cost[a, b] <= gate[a]
+        ids[b[ok]] = idle[a[ok]]
+    for q in range(len(X)):
+        if ids[q] < 0 and np.isfinite(X[q]).any():
+            ids[q] = len(trk.seen)
+        if ids[q] >= 0:
+            trk.update(int(ids[q]), t, X[q])
+    return ids
+
+
 def _person_tracks(E, det: Detections2D, xy, w, cfg: AssociationConfig, to_units: float,
                    fps: float) -> tuple[np.ndarray, ...]:
     """Body clusters per frame and their 3D tracks: ``det_track (N,)``, ``body3d (T, K, B, 3)``,
     ``n_views (T, K)``, ``single (N,)`` (body rows no other view confirmed)."""
     N, T = len(det), det.n_frames
     rows = np.flatnonzero((w > 0).sum(-1) >= cfg.min_common_joints)
+    if cfg.propagate:
+        return _tracks_from_rows(det, rows, *_propagate_bodies(E, det, xy, w, cfg, to_units,
+                                                               fps))  # fmt: skip
     group, X, flipped = cluster_views(E, det.frame[rows], det.camera[rows], xy[rows], w[rows],
                                       cfg.body_gate, cfg.body_reprojection_gate,
                                       cfg.min_common_joints, BODY_MIRROR, cfg.verify)  # fmt: skip
@@ -655,6 +815,21 @@ def _person_tracks(E, det: Detections2D, xy, w, cfg: AssociationConfig, to_units
     det_track[rows[m]] = track[group[m]]
     np.add.at(n_views, (det.frame[rows[m]], track[group[m]]), 1)
     return det_track, body3d, n_views, single
+
+
+def _tracks_from_rows(det: Detections2D, rows: np.ndarray, track: np.ndarray, X_row: np.ndarray,
+                      flipped: np.ndarray) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """:func:`_person_tracks`'s outputs from per-row tracks and 3D."""
+    N, T = len(det), det.n_frames
+    K = int(track.max() + 1) if (track >= 0).any() else 0
+    body3d = np.full((T, K) + X_row.shape[1:], np.nan)
+    n_views = np.zeros((T, K), dtype=np.int64)
+    m = track >= 0
+    body3d[det.frame[m], track[m]] = X_row[m]
+    np.add.at(n_views, (det.frame[m], track[m]), 1)
+    single = np.zeros(N, dtype=bool)
+    single[rows[track[rows] < 0]] = True
+    return track, body3d, n_views, single
 
 
 def associate(rig: Rig, det: Detections2D,
