@@ -69,11 +69,44 @@ class HandKeypoints:
         keypoints_px: ``(21, 2)`` full-image pixels.
         scores: ``(21,)`` per-joint confidence in [0, 1].
         presence: the model's confidence that a hand is in the crop, in [0, 1].
+        handedness: the model's probability that it is a right hand (the person's own right),
+            None if the model does not say.
     """
 
     keypoints_px: np.ndarray
     scores: np.ndarray
     presence: float
+    handedness: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class HandDetection:
+    """One hand found by a hand (palm) detector, before the hand model has seen it.
+
+    Attributes:
+        box_xyxy: ``(4,)`` x0, y0, x1, y1 pixels of the palm.
+        score: detector confidence in [0, 1].
+        keypoints_px: ``(K, 2)`` detector keypoints in pixels (MediaPipe's palm detector: 7,
+            wrist first and the middle finger's MCP third, which give the hand's direction);
+            None if the detector has none.
+    """
+
+    box_xyxy: np.ndarray
+    score: float
+    keypoints_px: np.ndarray | None = None
+
+
+@runtime_checkable
+class HandDetector(Protocol):
+    """Finds hands (of anyone) in a frame, or in one square region of it, best first.
+
+    ``region`` is a rotated square of the image (a :class:`HandCrop`) to look in, which lets a
+    caller tile a large frame so that small hands stay large enough for the detector; None
+    means the whole frame.
+    """
+
+    def detect(self, image_rgb: np.ndarray, region: HandCrop | None = None
+               ) -> list[HandDetection]: ...  # fmt: skip
 
 
 @runtime_checkable

@@ -46,7 +46,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mvhand.backends.base import BodyPose, HandCrop, HandKeypoints, PersonDetection
+from mvhand.backends.base import (
+    BodyPose,
+    HandCrop,
+    HandDetection,
+    HandKeypoints,
+    PersonDetection,
+)
 from mvhand.backends.registry import Backend, BackendConfig
 from mvhand.core.crops import angle_from_direction, crop_affine, crop_to_image
 from mvhand.core.skeleton import N_JOINTS
@@ -182,6 +188,59 @@ def _weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray,
     return out
 
 
+def _palm_anchor_centers() -> np.ndarray:
+    """``(2016, 2)`` normalized anchor centres of the palm detector (MediaPipe's
+    SsdAnchorsCalculator for palm_detection_full: 192 px input, strides 8, 16, 16, 16, fixed
+    size; 2 anchors per cell on the 24x24 grid, 6 on the 12x12 grid)."""
+    centers = []
+    for stride, per_cell in ((8, 2), (16, 6)):
+        n = 192 // stride
+        yy, xx = np.meshgrid((np.arange(n) + 0.5) / n, (np.arange(n) + 0.5) / n, indexing="ij")
+        grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
+        centers.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(centers)
+
+
+class MediapipePalmDetector:
+    """MediaPipe's palm detector (full) on the whole frame or on one square region of it.
+
+    Pre- and post-processing as MediaPipe's ``palm_detection_cpu`` graph: the region resampled
+    to 192x192 RGB in [0, 1], SSD anchors, sigmoid scores, weighted NMS (IoU 0.3). Each
+    detection has the palm box and 7 keypoints (wrist, index MCP, middle MCP, ring MCP, little
+    MCP, thumb CMC, thumb MCP, in MediaPipe's order). It does not tell left from right: the
+    hand model's handedness does (:class:`MediapipeHandKeypoints`).
+    """
+
+    def __init__(self, model: TFLiteModel, score_threshold: float = 0.5) -> None:
+        self._model = model
+        self._anchors = _palm_anchor_centers()
+        self.score_threshold = score_threshold
+
+    def detect(self, image_rgb: np.ndarray, region: HandCrop | None = None
+               ) -> list[HandDetection]:  # fmt: skip
+        """Hands in ``image_rgb`` (or in ``region`` of it), best first."""
+        h, w = image_rgb.shape[:2]
+        if region is None:
+            region = HandCrop(np.array([(w - 1) / 2.0, (h - 1) / 2.0]), float(max(h, w)), 0.0)
+        raw_boxes, raw_scores = self._model(warp_crop(image_rgb, region, 192))
+        scores = _sigmoid(raw_scores[:, 0])
+        keep = np.flatnonzero(scores >= self.score_threshold)
+        if keep.size == 0:
+            return []
+        raw = raw_boxes[keep] / 192.0
+        anchors = self._anchors[keep]
+        centers = raw[:, :2] + anchors
+        boxes = np.concatenate([centers - raw[:, 2:4] / 2, centers + raw[:, 2:4] / 2], axis=1)
+        kps = raw[:, 4:18].reshape(-1, 7, 2) + anchors[:, None, :]
+        out = []
+        for box, kp, score in _weighted_nms(boxes, kps, scores[keep], NMS_IOU):
+            corners = crop_to_image(box.reshape(2, 2) * 192.0 - 0.5, region, 192)
+            kp_px = crop_to_image(kp * 192.0 - 0.5, region, 192)
+            xyxy = np.concatenate([corners.min(0), corners.max(0)])
+            out.append(HandDetection(box_xyxy=xyxy, score=score, keypoints_px=kp_px))
+        return out
+
+
 class MediapipePersonDetector:
     """BlazePose person detector on the whole frame, letterboxed to 224x224.
 
@@ -282,13 +341,15 @@ class MediapipeHandKeypoints:
         outputs = self._model(warp_crop(image_rgb, crop, 224))
         uv = outputs[0].reshape(N_JOINTS, 3)[:, :2] - 0.5
         presence = float(outputs[1].ravel()[0])
+        handedness = float(outputs[2].ravel()[0])
         outside = np.maximum(-uv, uv - 223.0).max(axis=1).clip(min=0.0) / 224.0
         scores = presence * np.clip(1.0 - outside / OUTSIDE_MARGIN, 0.0, 1.0)
         kp = crop_to_image(uv, crop, 224)
         drop = scores < self.joint_threshold
         kp[drop] = np.nan
         scores[drop] = 0.0
-        return HandKeypoints(keypoints_px=kp, scores=scores, presence=presence)
+        return HandKeypoints(keypoints_px=kp, scores=scores, presence=presence,
+                             handedness=handedness)
 
 
 def make_mediapipe_backend(cfg: BackendConfig) -> Backend:
@@ -306,4 +367,5 @@ def make_mediapipe_backend(cfg: BackendConfig) -> Backend:
     body = MediapipeBodyPose(TFLiteModel(model_path("body"), threads), cfg.body_threshold)
     # every joint is reported; the pipeline's hands2d stage applies the joint threshold
     hand = MediapipeHandKeypoints(TFLiteModel(model_path("hand"), threads))
-    return Backend(person=person, body=body, hand=hand, name="mediapipe")
+    palm = MediapipePalmDetector(TFLiteModel(model_path("palm"), threads))
+    return Backend(person=person, body=body, hand=hand, name="mediapipe", palm=palm)

@@ -12,7 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mvhand.backends.base import BodyPoseEstimator, HandKeypointEstimator, PersonDetector
+from mvhand.backends.base import (
+    BodyPoseEstimator,
+    HandDetector,
+    HandKeypointEstimator,
+    PersonDetector,
+)
 from mvhand.config import param
 from mvhand.errors import ConfigError
 
@@ -63,6 +68,8 @@ def make_backend(cfg: BackendConfig | None = None) -> Backend:
         MissingDependencyError: the backend's packages are not installed (the message gives
             the pip command).
         ModelError: a model file is missing or fails to load.
+    #: optional hand (palm) detector for the hand-first path (hands without a body)
+    palm: HandDetector | None = None
     """
     cfg = BackendConfig() if cfg is None else cfg
     factory = BACKENDS.get(cfg.name)

@@ -15,6 +15,7 @@ from mvhand.io.video import iter_frames
 from mvhand.pipeline.config import PipelineConfig
 from mvhand.stages.body import BodyFrame, run_body
 from mvhand.stages.hands2d import run_hands2d
+from mvhand.stages.palm import PalmConfig, assign_hands, run_palm
 from mvhand.stages.patches import HandPatches
 from mvhand.stages.track import run_track
 
@@ -85,6 +86,19 @@ class Camera2D:
         return out
 
 
+def with_palm_hands(bf: BodyFrame, image: np.ndarray | None, i: int, backend: Backend,
+                    cfg: PalmConfig) -> BodyFrame:  # fmt: skip
+    """The body frame with the hand-first path's hands in the hand slots the body left empty
+    (``[palm]``: on frames where the body gave no hand, or on every frame; every N-th)."""
+    if (image is None or backend.palm is None or cfg.mode == "off" or i % cfg.every
+            or (cfg.mode == "fallback" and any(h is not None for h in bf.hands))
+            or all(h is not None for h in bf.hands)):  # fmt: skip
+        return bf
+    found = assign_hands(run_palm(image, backend.palm, backend.hand, cfg))
+    hands = tuple(b if b is not None else p for b, p in zip(bf.hands, found, strict=True))
+    return BodyFrame(bf.index, bf.person, bf.pose, hands, bf.detected)
+
+
 def process_camera(camera: str, video: Path, frames: range, backend: Backend,
                    cfg: PipelineConfig, progress: Progress = _no_progress) -> Camera2D:  # fmt: skip
     """Run stages 2-5 on one camera's video over ``frames`` (a range of frame indices)."""
@@ -97,6 +111,7 @@ def process_camera(camera: str, video: Path, frames: range, backend: Backend,
     stream = iter_frames(video, frames.start, frames.stop, frames.step, cfg.video.max_bad_run)
     for i, (bf, image) in enumerate(run_body(stream, backend.person, backend.body, cfg.detect)):
         body_frames.append(bf)
+        bf = with_palm_hands(bf, image, i, backend, cfg.palm)
         missing[i] = image is None
         if image is not None:
             patches.add(i, image, tuple(None if h is None else h.crop for h in bf.hands))

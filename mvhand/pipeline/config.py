@@ -18,6 +18,7 @@ from mvhand.export.config import ExportConfig
 from mvhand.fit import FitConfig
 from mvhand.stages.body import DetectConfig
 from mvhand.stages.hands2d import Hands2DConfig
+from mvhand.stages.palm import PalmConfig
 from mvhand.stages.reconstruct import ReconstructConfig
 from mvhand.stages.refine import RefineConfig
 from mvhand.stages.track import TrackingConfig
@@ -59,6 +60,7 @@ class PipelineConfig:
     video: VideoConfig = param(VideoConfig(), "video input")
     backend: BackendConfig = param(BackendConfig(), "2D model backend")
     detect: DetectConfig = param(DetectConfig(), "person detection and whole-body pose")
+    palm: PalmConfig = param(PalmConfig(), "hand-first path: palm detector, no body needed")
     tracking: TrackingConfig = param(TrackingConfig(), "hand tracking")
     hands2d: Hands2DConfig = param(Hands2DConfig(), "2D hand keypoints")
     reconstruct: ReconstructConfig = param(ReconstructConfig(), "3D reconstruction")
@@ -88,4 +90,4 @@ def load_pipeline(path: str | Path | None = None, overrides: tuple[str, ...] | l
 def frontend_dict(cfg: PipelineConfig) -> dict:
     """The settings the per-camera 2D results depend on (for the cache key)."""
     d = config_to_dict(cfg)
-    return {k: d[k] for k in ("backend", "detect", "tracking", "hands2d")}
+    return {k: d[k] for k in ("backend", "detect", "palm", "tracking", "hands2d")}

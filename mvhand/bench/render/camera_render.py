@@ -36,10 +36,11 @@ def _linear_to_srgb8(rgb: np.ndarray) -> np.ndarray:
 def _shade_pixels(mesh: Mesh, face: np.ndarray, bary: np.ndarray, eye: np.ndarray,
                   lights: list[Light]) -> np.ndarray:  # fmt: skip
     tri = mesh.faces[face]  # (N, 3)
-    b = bary.astype(np.float64)[:, :, None]
+    b = bary.astype(np.float32)
 
     def interp(attr: np.ndarray) -> np.ndarray:
-        return (attr[tri] * (b if attr.ndim == 2 else b[..., 0])).sum(1)
+        a = attr.astype(np.float32)[tri]
+        return np.einsum("nk,nkc->nc", b, a) if a.ndim == 3 else np.einsum("nk,nk->n", b, a)
 
     return shade(interp(mesh.vertices), interp(mesh.normals), interp(mesh.albedo),
                  interp(mesh.specular), interp(mesh.shininess), eye, lights)  # fmt: skip
@@ -100,9 +101,10 @@ def classify_joints(cam: Camera, joints: np.ndarray, static: StaticView, win, bu
                     tol_m: float = SURFACE_TOL_M) -> np.ndarray:  # fmt: skip
     """``(H, 21)`` occluder code of each joint ``(H, 21, 3)`` (see ``OCCLUDER_NAMES``).
 
-    A joint is visible when, in its pixel or one of the 8 around it, the front surface is its
-    own hand's and lies at most ``tol_m`` in front of the joint. Otherwise the front surface in
-    its pixel says what hides it.
+    A joint is visible when the front surface in its pixel is its own hand's and lies at most
+    ``tol_m`` in front of the joint (or, when that pixel shows something behind the joint, not
+    the hand, one of the 8 around it does: a joint on a thin finger's silhouette). Otherwise
+    the front surface in its pixel says what hides it.
     """
     H = joints.shape[0]
     xy = cam.project(joints.reshape(-1, 3))
@@ -125,10 +127,14 @@ def classify_joints(cam: Camera, joints: np.ndarray, static: StaticView, win, bu
                 ids.append(oid)
                 depths.append(d)
         ids_a, d_a = np.array(ids), np.array(depths)
-        if ((ids_a == HAND_ID + own[k]) & (d_a >= zj[k] - tol_m)).any():
+        mine = (ids_a == HAND_ID + own[k]) & (d_a >= zj[k] - tol_m)
+        c = ids_a[0]
+        # the centre pixel decides; its neighbours only when it misses the hand altogether
+        # (a joint on the silhouette of a thin finger)
+        if mine[0] or (c not in (HAND_ID + own[k], FOREARM_ID + own[k]) and mine.any()
+                       and d_a[0] >= zj[k] - tol_m):  # fmt: skip
             out[k] = VISIBLE
             continue
-        c = ids_a[0]
         if c in (HAND_ID + own[k], FOREARM_ID + own[k]):
             out[k] = BY_SELF
         elif HAND_ID <= c < INSTRUMENT_ID:

@@ -99,23 +99,30 @@ def shade(pos: np.ndarray, normal: np.ndarray, albedo: np.ndarray, specular: np.
           shininess: np.ndarray, eye: np.ndarray, lights: list[Light],
           ambient: float = 0.32) -> np.ndarray:  # fmt: skip
     """Linear RGB ``(N, 3)`` of surface points (two-sided Blinn-Phong under spot lights)."""
-    view = eye - pos
-    view /= np.maximum(np.linalg.norm(view, axis=1, keepdims=True), 1e-9)
-    n = normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
-    n *= np.where((n * view).sum(1) < 0, -1.0, 1.0)[:, None]  # face the camera
-    out = ambient * albedo
-    warm = np.array([1.0, 0.97, 0.90])
+    f32 = np.float32
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.maximum(np.sqrt(np.einsum("nc,nc->n", v, v)), 1e-9)[:, None]
+
+    pos = pos.astype(f32)
+    view = unit(eye.astype(f32) - pos)
+    n = unit(normal.astype(f32))
+    n *= np.where(np.einsum("nc,nc->n", n, view) < 0, f32(-1), f32(1))[:, None]  # face us
+    albedo = albedo.astype(f32)
+    out = f32(ambient) * albedo
+    warm = np.array([1.0, 0.97, 0.90], f32)
     for lt in lights:
-        L = lt.position - pos
-        d2 = (L * L).sum(1)
+        L = lt.position.astype(f32) - pos
+        d2 = np.einsum("nc,nc->n", L, L)
         L /= np.sqrt(d2)[:, None]
-        cone = np.clip(((-L @ lt.direction) - lt.cos_outer) / (lt.cos_inner - lt.cos_outer), 0, 1)
-        power = lt.intensity * cone**2 / d2
-        ndl = np.clip((n * L).sum(1), 0, None)
-        half = L + view
-        half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
-        spec = specular * np.clip((n * half).sum(1), 0, None) ** shininess * (ndl > 0)
-        out = out + (power * ndl)[:, None] * albedo * warm + (power * spec)[:, None] * warm
+        cone = np.clip(((-L @ lt.direction.astype(f32)) - f32(lt.cos_outer))
+                       / f32(lt.cos_inner - lt.cos_outer), 0, 1)  # fmt: skip
+        power = f32(lt.intensity) * cone**2 / d2
+        ndl = np.clip(np.einsum("nc,nc->n", n, L), 0, None)
+        half = unit(L + view)
+        spec = specular * np.clip(np.einsum("nc,nc->n", n, half), 0, None) ** shininess
+        spec *= ndl > 0
+        out += ((power * ndl)[:, None] * albedo + (power * spec)[:, None]) * warm
     return out
 
 
@@ -306,15 +313,17 @@ def frame_mesh(motion: Motion, level: LevelScene, t: int) -> Mesh:
         parts.append(make_mesh(v, n, model.mesh.faces, motion.glove[h], HAND_ID + h))
         w, a = motion.joints[t, h, 0], motion.forearm[t, h]
         if motion.bare[h]:
-            parts.append(tube(w - 0.01 * a, w + 0.2 * a, 0.026, 0.034, motion.glove[h],
+            parts.append(tube(w + 0.012 * a, w + 0.2 * a, 0.026, 0.034, motion.glove[h],
                               FOREARM_ID + h))  # fmt: skip
-            parts.append(tube(w + 0.19 * a, w + 0.34 * a, 0.042, 0.046, motion.sleeve[h],
+            parts.append(tube(w + 0.19 * a, w + 0.42 * a, 0.042, 0.05, motion.sleeve[h],
                               FOREARM_ID + h))  # fmt: skip
         else:  # glove cuff over the gown's sleeve
-            parts.append(tube(w - 0.01 * a, w + 0.07 * a, 0.028, 0.036, motion.glove[h],
+            parts.append(tube(w + 0.012 * a, w + 0.07 * a, 0.028, 0.036, motion.glove[h],
                               FOREARM_ID + h))  # fmt: skip
-            parts.append(tube(w + 0.06 * a, w + 0.34 * a, 0.038, 0.047, motion.sleeve[h],
+            parts.append(tube(w + 0.06 * a, w + 0.42 * a, 0.038, 0.05, motion.sleeve[h],
                               FOREARM_ID + h))  # fmt: skip
+        parts.append(tube(w + 0.42 * a, w + 0.47 * a, 0.05, 0.025, motion.sleeve[h],
+                          FOREARM_ID + h, rings=2))  # the elbow, rounded off
         parts += _held(level, motion.joints[t, h], h)
     phase = motion.sweeps[t]
     if np.isfinite(phase):  # an assistant's instrument passing over the hands
