@@ -566,7 +566,7 @@ def import_openpose_people(folders: Sequence[str | Path], rig: Rig,
     hands as they are); frames are numbered as in :func:`import_openpose`.
     """
     pairs = match_inputs([Path(f) for f in folders], rig.names, cameras)
-    per_cam = [(rig.index(name), _openpose_frames(Path(folder))) for folder, name in pairs]
+    per_cam = sorted((rig.index(name), _openpose_frames(Path(folder))) for folder, name in pairs)
     start = min(n for _, frames in per_cam for n, _ in frames)
     rows = []
     n_frames = 0
