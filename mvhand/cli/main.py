@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "fit": "mvhand.cli.fit:command",
     "view": "mvhand.cli.view:command", "render": "mvhand.cli.render:command",
     "overlay": "mvhand.cli.overlay:command",
+    "people": "mvhand.cli.people:command",
     "export": "mvhand.cli.export:command", "batch": "mvhand.cli.batch:command",
 }
 
