@@ -40,3 +40,13 @@ class ModelError(MvhandError, RuntimeError):
 
 class MissingDependencyError(MvhandError, ImportError):
     """An optional dependency is not installed; the message says how to install it."""
+
+
+class OutputError(MvhandError, RuntimeError):
+    """An output cannot be written (a file where a folder should be, no permission, full disk);
+    the message names the path."""
+
+
+class NumericalError(MvhandError, RuntimeError):
+    """A computation produced a non-finite value (cost, step, weight); the message names the
+    stage and the settings involved."""

@@ -170,8 +170,8 @@ def test_real_handmocap_kinematic_fit(shared_data):
     kp = np.full((C, T, 2, 21, 2), np.nan)
     kp[:, :, 1] = raw
     scores = np.where(np.isfinite(kp).all(-1), 1.0, 0.0)
-    tri = triangulate(rig, Keypoints2D(kp, scores, rig.names))
-    h3 = Hands3D(tri.points3d, tri.reprojection_error_px, tri.n_views, tri.score, "mm")
+    h3 = triangulate(rig, Keypoints2D(kp, scores, rig.names))
+    assert h3.units == "mm"
     res = run_fit(h3, FitConfig(model="kinematic"))
     assert set(res.hands) == {"right"}  # the left hand has no data and is skipped
     fit = res.hands["right"]

@@ -232,6 +232,10 @@ def test_patches_give_the_same_answer_as_the_full_image():
     np.testing.assert_allclose(via.keypoints_px, full.keypoints_px, atol=PATCH_ROUNDTRIP_PX)
     np.testing.assert_allclose(full.keypoints_px[0], [250, 120])
     assert store.nbytes == 80 * 80 * 3
+    # kept on disk, read back bit-exact
+    np.testing.assert_array_equal(store.patch(0, 0).pixels, image[90:170, 200:280])
+    assert store.patch(0, 1) is None
+    store.close()
 
 
 def test_patches_follow_the_last_known_place_and_clip_at_borders():
@@ -240,8 +244,8 @@ def test_patches_follow_the_last_known_place_and_clip_at_borders():
     store.add(0, image, (None, None))
     store.add(1, image, (HandCrop(np.array([5.0, 5.0]), 10.0, 0.0), None))
     store.add(2, image, (None, None))
-    assert store.patches[0] == [None, None]
-    p1, p2 = store.patches[1][0], store.patches[2][0]
+    assert store.patch(0, 0) is None and store.patch(0, 1) is None
+    p1, p2 = store.patch(1, 0), store.patch(2, 0)
     assert p1.pixels.shape == (25, 25, 3) and p1.offset_px.tolist() == [0, 0]
     assert p2.pixels.shape == p1.pixels.shape  # carried forward
     assert store.estimate(BrightSpotModel(), 0, HandCrop(np.zeros(2), 5.0, 0.0)) is None

@@ -42,7 +42,7 @@ def _clean(rig: Rig, truth: np.ndarray) -> Keypoints2D:
 
 
 def _mpjpe(res, truth) -> tuple[float, float]:
-    d = np.linalg.norm(res.points3d - truth, axis=-1)
+    d = np.linalg.norm(res.keypoints3d - truth, axis=-1)
     return float(np.nanmean(d)), float(np.nanmax(d))
 
 
@@ -83,14 +83,14 @@ def motion() -> np.ndarray:
 def test_exact_recovery_without_noise(rig, motion):
     kp = _clean(rig, motion)
     res = triangulate(rig, kp)
-    np.testing.assert_allclose(res.points3d, motion, atol=EXACT_RECOVERY_M)
+    np.testing.assert_allclose(res.keypoints3d, motion, atol=EXACT_RECOVERY_M)
     visible = (kp.scores > 0).sum(0)
     np.testing.assert_array_equal(res.n_views, visible)
     assert np.nanmax(res.reprojection_error_px) < 1e-4
-    assert not res.swapped.any()
+    assert not res.views.swapped.any()
     np.testing.assert_allclose(res.score, kp.scores.sum(0) / visible)
     plain = triangulate(rig, kp, PLAIN)
-    np.testing.assert_allclose(plain.points3d, motion, atol=EXACT_RECOVERY_M)
+    np.testing.assert_allclose(plain.keypoints3d, motion, atol=EXACT_RECOVERY_M)
 
 
 def test_dlt_direct_and_nan_below_two_views(rng):
@@ -131,7 +131,7 @@ def test_accuracy_under_pixel_noise(motion):
     res = triangulate(rig, _seeded_noise_kp(rig, motion))
     mean, worst = _mpjpe(res, motion)
     assert mean < NOISE_MPJPE_M and worst < NOISE_MAX_M
-    assert np.isfinite(res.points3d).all()
+    assert np.isfinite(res.keypoints3d).all()
     assert 0.5 < np.nanmean(res.reprojection_error_px) < 5.0  # about the 2 px noise
 
 
@@ -150,7 +150,7 @@ def test_robust_beats_plain_dlt_on_confident_outliers(motion):
     assert r_mean < NOISE_MPJPE_M and r_max < NOISE_MAX_M
     assert p_mean > ROBUST_GAIN * r_mean
     # the injected outliers are (nearly) never used
-    assert (robust.inliers & bad).sum() < 0.01 * bad.sum()
+    assert (robust.views.inliers & bad).sum() < 0.01 * bad.sum()
 
 
 @pytest.mark.parametrize("n_cams", [12, 6])
@@ -162,12 +162,13 @@ def test_left_right_swaps_repaired(n_cams):
     res = triangulate(rig, kp)
     truth_sw = _true_swaps(rig, truth, noise, 2)
     seen = (kp.scores > 0).sum(axis=(2, 3)) >= 3
-    assert (res.swapped == truth_sw)[seen].mean() > 0.99
+    assert (res.views.swapped == truth_sw)[seen].mean() > 0.99
     mean, worst = _mpjpe(res, truth)
     assert mean < NOISE_MPJPE_M and worst < 2 * NOISE_MAX_M
     # the repaired 2D is what was used: swapped views' hands exchanged
-    c, t = np.argwhere(res.swapped)[0]
-    np.testing.assert_array_equal(res.keypoints_px[c, t], kp.keypoints_px[c, t, ::-1])
+    c, t = np.argwhere(res.views.swapped)[0]
+    repaired = res.views.keypoints.keypoints_px
+    np.testing.assert_array_equal(repaired[c, t], kp.keypoints_px[c, t, ::-1])
     no_repair = triangulate(rig, kp, TriangulationConfig(swap_repair=False))
     assert _mpjpe(no_repair, truth)[0] > 10 * mean
 
@@ -179,9 +180,9 @@ def test_single_hand_with_the_wrong_label_is_moved(motion):
     px[2, 5:15, 0], sc[2, 5:15, 0] = px[2, 5:15, 1], sc[2, 5:15, 1]  # right hand called left
     px[2, 5:15, 1], sc[2, 5:15, 1] = np.nan, 0.0
     res = triangulate(rig, Keypoints2D(px, sc, kp.cameras))
-    assert res.swapped[2, 5:15].all() and res.swapped.sum() == 10
-    assert np.isnan(res.keypoints_px[2, 5:15, 0]).all()
-    assert res.inliers[2, 5:15, 1].mean() > 0.9
+    assert res.views.swapped[2, 5:15].all() and res.views.swapped.sum() == 10
+    assert np.isnan(res.views.keypoints.keypoints_px[2, 5:15, 0]).all()
+    assert res.views.inliers[2, 5:15, 1].mean() > 0.9
     assert _mpjpe(res, motion)[1] < NOISE_MAX_M
 
 
@@ -203,9 +204,9 @@ def test_hand_seen_by_two_cameras_only(motion):
     both = (sc[:2, :, 0] > 0).all(0)
     assert both.mean() > 0.8
     np.testing.assert_array_equal(res.n_views[:, 0], np.where(both, 2, 0))
-    d = np.linalg.norm(res.points3d[:, 0] - motion[:, 0], axis=-1)
+    d = np.linalg.norm(res.keypoints3d[:, 0] - motion[:, 0], axis=-1)
     assert np.nanmean(d) < 2 * NOISE_MPJPE_M
-    assert not res.swapped.any()
+    assert not res.views.swapped.any()
 
 
 def test_fewer_than_min_views_gives_nan_not_error(motion):
@@ -215,12 +216,12 @@ def test_fewer_than_min_views_gives_nan_not_error(motion):
     px[1:, :, 1], sc[1:, :, 1] = np.nan, 0.0  # right hand in one camera only
     px[:, :3], sc[:, :3] = np.nan, 0.0  # nothing at all in the first frames
     res = triangulate(rig, Keypoints2D(px, sc, kp.cameras))
-    assert np.isnan(res.points3d[:, 1]).all() and np.isnan(res.points3d[:3]).all()
-    assert (res.n_views[:, 1] == 0).all() and not res.inliers[:, :, 1].any()
+    assert np.isnan(res.keypoints3d[:, 1]).all() and np.isnan(res.keypoints3d[:3]).all()
+    assert (res.n_views[:, 1] == 0).all() and not res.views.inliers[:, :, 1].any()
     assert np.isnan(res.reprojection_error_px[:, 1]).all() and (res.score[:, 1] == 0).all()
-    np.testing.assert_allclose(res.points3d[3:, 0], motion[3:, 0], atol=EXACT_RECOVERY_M)
+    np.testing.assert_allclose(res.keypoints3d[3:, 0], motion[3:, 0], atol=EXACT_RECOVERY_M)
     three = triangulate(rig, kp, TriangulationConfig(min_views=5))
-    assert np.isnan(three.points3d).all()
+    assert np.isnan(three.keypoints3d).all()
 
 
 def test_low_scores_are_ignored(motion):
@@ -230,8 +231,8 @@ def test_low_scores_are_ignored(motion):
     px[0] += 80.0
     sc[0] = 0.05  # below min_score: must not pull the result
     res = triangulate(rig, Keypoints2D(px, sc, kp.cameras), PLAIN)
-    np.testing.assert_allclose(res.points3d, motion, atol=EXACT_RECOVERY_M)
-    assert not res.inliers[0].any()
+    np.testing.assert_allclose(res.keypoints3d, motion, atol=EXACT_RECOVERY_M)
+    assert not res.views.inliers[0].any()
 
 
 # ----------------------------------------------------------------------------- invariances
@@ -245,17 +246,17 @@ def test_camera_order_invariance():
     names = tuple(rig.names[i] for i in perm)
     res = triangulate(rig, kp)
     res_p = triangulate(rig, kp.subset_cameras(names))  # rig stays in file order
-    assert res_p.cameras == names
-    np.testing.assert_allclose(res_p.points3d, res.points3d, atol=1e-9, equal_nan=True)
-    np.testing.assert_array_equal(res_p.inliers, res.inliers[perm])
-    np.testing.assert_array_equal(res_p.swapped, res.swapped[perm])
+    assert res_p.views.cameras == names
+    np.testing.assert_allclose(res_p.keypoints3d, res.keypoints3d, atol=1e-9, equal_nan=True)
+    np.testing.assert_array_equal(res_p.views.inliers, res.views.inliers[perm])
+    np.testing.assert_array_equal(res_p.views.swapped, res.views.swapped[perm])
 
 
 def test_rig_may_hold_more_cameras_but_not_fewer(motion):
     rig = make_or_rig(6)
     kp = _clean(rig, motion).subset_cameras(("cam_5", "cam_2", "cam_3"))
     res = triangulate(rig, kp)
-    np.testing.assert_allclose(res.points3d, motion, atol=EXACT_RECOVERY_M)
+    np.testing.assert_allclose(res.keypoints3d, motion, atol=EXACT_RECOVERY_M)
     with pytest.raises(CalibrationError, match="cam_5"):
         triangulate(rig.subset(["cam_1", "cam_2", "cam_3"]), kp)
 
@@ -267,9 +268,9 @@ def test_units_mm_rig_gives_the_same_points_in_mm():
     res_m = triangulate(rig, kp)
     res_mm = triangulate(rig.to_units("mm"), kp)
     assert res_mm.units == "mm" and res_m.units == "m"
-    np.testing.assert_allclose(res_mm.points3d, 1000 * res_m.points3d, rtol=1e-9, atol=1e-9,
+    np.testing.assert_allclose(res_mm.keypoints3d, 1000 * res_m.keypoints3d, rtol=1e-9, atol=1e-9,
                                equal_nan=True)  # fmt: skip
-    np.testing.assert_array_equal(res_mm.inliers, res_m.inliers)
+    np.testing.assert_array_equal(res_mm.views.inliers, res_m.views.inliers)
     np.testing.assert_allclose(res_mm.reprojection_error_px, res_m.reprojection_error_px,
                                atol=1e-6, equal_nan=True)  # fmt: skip
 
@@ -297,19 +298,19 @@ def test_reprojection_errors_and_result_conversions(motion):
     rig = make_or_rig(4)
     kp = _seeded_noise_kp(rig, motion)
     res = triangulate(rig, kp)
-    err = reprojection_errors(rig, res.points3d, res.keypoints_px)
+    err = reprojection_errors(rig, res.keypoints3d, res.views.keypoints.keypoints_px)
     assert err.shape == kp.scores.shape
-    manual = np.linalg.norm(rig[1].project(res.points3d[5, 1, 7]) - kp.keypoints_px[1, 5, 1, 7])
+    manual = np.linalg.norm(rig[1].project(res.keypoints3d[5, 1, 7]) - kp.keypoints_px[1, 5, 1, 7])
     assert err[1, 5, 1, 7] == pytest.approx(manual) or np.isnan(manual)
-    used = np.where(res.inliers, err, 0).sum(0) / np.maximum(res.n_views, 1)
+    used = np.where(res.views.inliers, err, 0).sum(0) / np.maximum(res.n_views, 1)
     np.testing.assert_allclose(res.reprojection_error_px, np.where(res.n_views > 0, used, np.nan))
     with pytest.raises(InputError, match="do not match"):
-        reprojection_errors(rig, res.points3d, res.keypoints_px[:3])
-    hands = res.to_hands3d()
-    np.testing.assert_array_equal(hands.keypoints3d, res.points3d)
-    assert hands.units == "m" and hands.n_views.dtype == np.int64
-    k2 = res.keypoints2d(fps=30.0)
-    assert k2.cameras == rig.names and k2.fps == 30.0
+        reprojection_errors(rig, res.keypoints3d, res.views.keypoints.keypoints_px[:3])
+    assert res.units == "m" and res.n_views.dtype == np.int64
+    k2 = res.views.keypoints
+    assert k2.cameras == rig.names and k2.hands == kp.hands
+    inl = res.views.inlier_keypoints()
+    assert (np.isfinite(inl.keypoints_px).all(-1) == res.views.inliers).all()
 
 
 def test_config_is_strict():
@@ -345,13 +346,13 @@ def test_handmocap_matches_the_study_3d(shared_data):
     rig, kp, ref = _handmocap(shared_data)
     assert rig.names == ("0", "1", "2", "3") and rig.units == "mm"
     res = triangulate(rig, kp)
-    assert np.isnan(res.points3d[:, 0]).all() and not res.swapped.any()
-    d = np.linalg.norm(res.points3d[:, 1] - ref, axis=-1)
+    assert np.isnan(res.keypoints3d[:, 0]).all() and not res.views.swapped.any()
+    d = np.linalg.norm(res.keypoints3d[:, 1] - ref, axis=-1)
     assert np.isfinite(d).mean() > 0.99
     assert np.nanmedian(d) < HANDMOCAP_MEDIAN_MM
     # with the same four cameras, our 3D fits the 2D no worse than the study's 3D overall,
     # and in every camera within HANDMOCAP_PER_CAMERA (a joint fit trades cameras off)
-    ours = reprojection_errors(rig, res.points3d, kp.keypoints_px)[:, :, 1]
+    ours = reprojection_errors(rig, res.keypoints3d, kp.keypoints_px)[:, :, 1]
     theirs = reprojection_errors(rig, np.stack([ref, ref], 1), kp.keypoints_px)[:, :, 1]
     ok = np.isfinite(ours) & np.isfinite(theirs)
     assert np.mean(ours[ok]) <= np.mean(theirs[ok])
@@ -365,7 +366,7 @@ def test_handmocap_leave_one_camera_out(shared_data):
     for c, name in enumerate(rig.names):
         others = tuple(n for n in rig.names if n != name)
         res = triangulate(rig, kp.subset_cameras(others))
-        held = reprojection_errors(rig.subset([name]), res.points3d, kp.keypoints_px[[c]])[0]
+        held = reprojection_errors(rig.subset([name]), res.keypoints3d, kp.keypoints_px[[c]])[0]
         held = held[:, 1]
         ok = np.isfinite(held) & np.isfinite(theirs[c])
         assert ok.sum() > 0.7 * np.isfinite(theirs[c]).sum()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    from mvhand.core.camera import Rig
+    pass
 
 set_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -20,14 +19,6 @@ units_option = click.option(
     help="Units of the calibration's translations when the file does not say (default m); "
     "if it does and they differ, results are converted to these units.",
 )  # fmt: skip
-
-
-def load_rig(path: Path, units: str | None) -> Rig:
-    """Read a calibration of any supported format; ``units`` as documented in ``--units``."""
-    from mvhand.io.calib_convert import FORMAT_UNITS, detect_format, load_any_calibration
-
-    fixed = FORMAT_UNITS.get(detect_format(path)) if path.exists() else None
-    return load_any_calibration(path, units=units, in_units=None if fixed else units)
 
 
 def print_reconstruction_summary(report: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ def command(hands3d_path: Path, kp_path: Path | None, calib_path: Path | None,
     from mvhand.config import config_to_toml, load_config
     from mvhand.errors import InputError
     from mvhand.fit import FitConfig, run_fit, save_fit
+    from mvhand.io.calib_convert import load_rig
     from mvhand.io.results import load_hands3d
 
     cfg = load_config(FitConfig, config_path, overrides)
@@ -55,27 +56,47 @@ def command(hands3d_path: Path, kp_path: Path | None, calib_path: Path | None,
                              f"got {mesh_frames!r}") from None  # fmt: skip
     cfg = dataclasses.replace(cfg, **changes)
     hands3d = load_hands3d(hands3d_path)
-    kp, rig = _load_2d(kp_path, calib_path, hands3d.units)
+    hands3d = _with_views(hands3d, kp_path, calib_path, hands3d_path)
+    rig = load_rig(calib_path, hands3d.units) if calib_path is not None else None
+    from mvhand.io.runfolder import RunFolder
+    from mvhand.pipeline.fit import fit_inputs
+
+    kp, rig = fit_inputs(hands3d, rig)
     result = run_fit(hands3d, cfg, kp, rig)
-    paths = save_fit(out_dir, result, cfg.mesh_frames, cfg.mesh_format, config_to_toml(cfg))
+    folder = RunFolder(out_dir)
+    with folder.transaction(keep=True) as tx:  # adds the fit to a run folder's set
+        paths = save_fit(tx.dir, result, cfg.mesh_frames, cfg.mesh_format, config_to_toml(cfg))
     _summary(result)
-    click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+    click.echo(f"wrote {', '.join(str(out_dir / p.name) for p in paths)}")
 
 
-def _load_2d(kp_path: Path | None, calib_path: Path | None, units: str):
+def _with_views(hands3d, kp_path: Path | None, calib_path: Path | None, h3_path: Path):
+    """The 3D with the 2D evidence the fit's reprojection term must use: the triangulation's
+    repaired 2D and inlier views of ``--keypoints`` (raw detections may have left and right
+    swapped), else what ``hands3d.npz`` carries."""
     from mvhand.errors import InputError
 
     if kp_path is None and calib_path is None:
-        return None, None
-    if kp_path is None or calib_path is None:
-        raise InputError("--keypoints and --calib go together (2D refinement needs both)")
-    from mvhand.io.calibration import load_calibration
+        return hands3d
+    if calib_path is None:
+        raise InputError("--keypoints needs --calib (2D refinement needs the cameras)")
+    if kp_path is None:
+        if hands3d.views is None:
+            raise InputError("this hands3d file carries no 2D keypoints; give --keypoints too",
+                             h3_path)  # fmt: skip
+        return hands3d
+    from mvhand.core.triangulate import triangulate
+    from mvhand.io.calib_convert import load_rig
     from mvhand.io.keypoints import load_keypoints
     from mvhand.stages.reconstruct import match_cameras
 
     kp = load_keypoints(kp_path)
-    rig = match_cameras(kp, load_calibration(calib_path, units), kp_path)
-    return kp, rig
+    if kp.n_frames != hands3d.n_frames or kp.hands != hands3d.hands:
+        raise InputError(f"the 2D keypoints have {kp.n_frames} frames of hands {kp.hands}, the "
+                         f"3D {hands3d.n_frames} of {hands3d.hands} ({h3_path}); give the 2D "
+                         "the 3D was made from", kp_path)  # fmt: skip
+    rig = match_cameras(kp, load_rig(calib_path, hands3d.units), kp_path)
+    return hands3d.replace(views=triangulate(rig, kp).views)
 
 
 def _summary(result) -> None:

@@ -50,8 +50,15 @@ class LazyGroup(click.Group):
         except MvhandError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(2)
+        except OSError as exc:  # an ordinary file-system problem: one line, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.secho(f"error: {where}{exc.strerror or exc}", fg="red", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
-            click.secho("interrupted; finished outputs are kept", fg="yellow", err=True)
+            click.secho("interrupted: nothing of this run was published (earlier outputs in "
+                        "the folder are unchanged); per-camera 2D results already computed "
+                        "are kept in OUT/cache, so the same command resumes", fg="yellow",
+                        err=True)  # fmt: skip
             sys.exit(130)
 
 

@@ -71,7 +71,10 @@ def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir:
     Each video's file stem must be a camera name of the calibration (or set [video] mapping
     in the pipeline). Writes OUT/hands3d.npz, hands3d.csv, keypoints2d.npz, calibration.toml,
     config.toml (the resolved pipeline) and report.json. Per-camera 2D results are cached in
-    OUT/cache, so an interrupted run resumes without redoing finished cameras.
+    OUT/cache, so an interrupted run resumes without redoing finished cameras. The outputs
+    are published together: after an interruption OUT holds the previous complete set.
+    OUT/config.toml replays the run: `mvhand run --pipeline OUT/config.toml` (it records
+    --frames, --units and --overlay too).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -82,14 +85,15 @@ def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir:
     cfg = load_pipeline(pipeline_path, overrides)
     if workers is not None or cfg.workers == 1:
         cfg = dataclasses.replace(cfg, workers=0 if workers is None else workers)
-    frames = parse_frames(frames_text)
+    from mvhand.pipeline.run import resolve_config
+
+    cfg = resolve_config(cfg, parse_frames(frames_text), True if overlay else None, units)
     console = Console(stderr=True)
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=False) as bars:
-        result = run_pipeline(calib_path, videos, out_dir, cfg, frames=frames,
-                              overlay=overlay, use_cache=not no_cache, progress=_Bars(bars),
-                              units=units)  # fmt: skip
+        result = run_pipeline(calib_path, videos, out_dir, cfg, use_cache=not no_cache,
+                              progress=_Bars(bars))  # fmt: skip
     # warnings were logged as they arose; repeat their count so they are not missed
     if result.report.get("warnings"):
         console.print(f"[yellow]{len(result.report['warnings'])} warning(s)[/yellow]: see above "

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from mvhand.cli.common import load_rig, print_reconstruction_summary, set_option, units_option
+from mvhand.cli.common import print_reconstruction_summary, set_option, units_option
+from mvhand.io.calib_convert import load_rig
 
 
 @click.command("triangulate")
@@ -28,24 +29,21 @@ def command(calib_path: Path, kp_path: Path, out_dir: Path, config_path: Path | 
     Writes OUT/hands3d.npz, OUT/hands3d.csv, OUT/config.toml, OUT/report.json and
     OUT/calibration.toml (the cameras used, in the output's units).
     """
-    from mvhand.config import config_to_toml, load_config
-    from mvhand.io.calibration import save_calibration
+    from mvhand.config import load_config
     from mvhand.io.keypoints import load_keypoints
-    from mvhand.stages.reconstruct import (
-        ReconstructConfig,
-        match_cameras,
-        run_reconstruct,
-        write_reconstruction,  # fmt: skip
-    )
+    from mvhand.pipeline.triangulate import triangulate_to_folder
+    from mvhand.stages.reconstruct import ReconstructConfig, match_cameras
 
     cfg = load_config(ReconstructConfig, config_path, overrides, section="reconstruct")
     rig = load_rig(calib_path, units)
     kp = load_keypoints(kp_path)
     rig = match_cameras(kp, rig, kp_path)
-    result = run_reconstruct(kp, rig, cfg)
-    extra = {"inputs": {"calibration": str(calib_path), "keypoints": str(kp_path),
-                        "cameras": list(kp.cameras)}}  # fmt: skip
-    report = write_reconstruction(out_dir, result, config_to_toml(cfg), extra, kp.fps)
-    save_calibration(out_dir / "calibration.toml", rig)
+    inputs = {"calibration": str(calib_path), "keypoints": str(kp_path),
+              "cameras": list(kp.cameras)}  # fmt: skip
+    _, report = triangulate_to_folder(kp, rig, out_dir, cfg, inputs)
     print_reconstruction_summary(report)
-    click.echo(f"wrote {out_dir / 'hands3d.npz'}, hands3d.csv, report.json, config.toml")
+    if report["warnings"]:
+        click.secho(f"{len(report['warnings'])} warning(s): see above and "
+                    f"{out_dir / 'report.json'}", fg="yellow", err=True)  # fmt: skip
+    click.echo(f"wrote {out_dir / 'hands3d.npz'}, hands3d.csv, report.json, config.toml, "
+               "calibration.toml")  # fmt: skip

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mvhand.config import param
-from mvhand.core import HANDS
 from mvhand.core.camera import Rig
-from mvhand.core.data import Hands3D, Keypoints2D
+from mvhand.core.data import Hands3D, Keypoints2D, Views2D
 from mvhand.errors import InputError
 
 #: Hypothesis points scored per block in RANSAC (bounds temporary memory to ~50 MB).
@@ -68,45 +67,6 @@ class TriangulationConfig:
         "per-frame majority when deciding which hand is left; 0: majority of views only", ge=0.0,
     )  # fmt: skip
     seed: int = param(0, "seed of the camera-pair sample when there are more than max_pairs")
-
-
-@dataclass(frozen=True, eq=False)
-class TriangulationResult:
-    """Output of :func:`triangulate`.
-
-    Attributes:
-        points3d: ``(T, H, J, 3)`` in the rig's units, NaN where < ``min_views`` inliers.
-        reprojection_error_px: ``(T, H, J)`` mean pixel error (full lens model) over the
-            inlier views, NaN where not triangulated.
-        n_views: ``(T, H, J)`` int, number of inlier views used.
-        score: ``(T, H, J)`` mean 2D score of the inlier views, 0 where not triangulated.
-        inliers: ``(C, T, H, J)`` bool, the views used for each joint.
-        swapped: ``(C, T)`` bool, views whose left and right hands were swapped.
-        keypoints_px: ``(C, T, H, J, 2)`` the 2D actually used (after swap repair).
-        scores: ``(C, T, H, J)`` the scores actually used (after swap repair).
-        cameras: camera names along axis C.
-        units: units of ``points3d`` (the rig's).
-    """
-
-    points3d: np.ndarray
-    reprojection_error_px: np.ndarray
-    n_views: np.ndarray
-    score: np.ndarray
-    inliers: np.ndarray
-    swapped: np.ndarray
-    keypoints_px: np.ndarray
-    scores: np.ndarray
-    cameras: tuple[str, ...] = ()
-    units: str = "m"
-
-    def to_hands3d(self, hands: tuple[str, ...] = HANDS) -> Hands3D:
-        """The 3D joints with their quality as a :class:`~mvhand.core.data.Hands3D`."""
-        return Hands3D(self.points3d, self.reprojection_error_px, self.n_views, self.score,
-                       self.units, hands)  # fmt: skip
-
-    def keypoints2d(self, fps: float | None = None) -> Keypoints2D:
-        """The repaired 2D (what the optimizer should fit) as :class:`Keypoints2D`."""
-        return Keypoints2D(self.keypoints_px, self.scores, self.cameras, fps=fps)
 
 
 # ----------------------------------------------------------------------------- linear solver
@@ -490,7 +450,7 @@ def _match_rig(rig: Rig, kp: Keypoints2D) -> Rig:
 
 def triangulate(
     rig: Rig, kp: Keypoints2D, cfg: TriangulationConfig = TriangulationConfig()
-) -> TriangulationResult:
+) -> Hands3D:
     """Robust confidence-weighted triangulation of all frames, hands and joints at once.
 
     Cameras are matched by name: ``rig.subset(kp.cameras)`` is taken inside, so the rig may
@@ -502,7 +462,10 @@ def triangulate(
         cfg: the settings (see :class:`TriangulationConfig`).
 
     Returns:
-        The 3D joints, per-joint quality, inlier views, swapped views and the repaired 2D.
+        The 3D joints ``(T, H, J, 3)`` in ``rig.units`` (NaN where fewer than ``min_views``
+        inliers) with per-joint quality (mean reprojection error and score over the inlier
+        views, number of inlier views), and in ``views`` the repaired 2D (after left/right swap
+        repair), the inlier views ``(C, T, H, J)`` and the swapped views ``(C, T)``.
 
     Raises:
         CalibrationError: a camera of ``kp`` is not in ``rig``.
@@ -536,18 +499,18 @@ def triangulate(
         kp_px[:, flip] = kp_px[:, flip][:, :, ::-1]
         scores[:, flip] = scores[:, flip][:, :, ::-1]
         swapped[:, flip] = ~swapped[:, flip] & (strength[flip] > 0).T
-    return _result(rig, X, inliers, swapped, kp_px, scores)
+    return _result(rig, kp, X, inliers, swapped, kp_px, scores)
 
 
-def _result(rig: Rig, X: np.ndarray, inliers: np.ndarray, swapped: np.ndarray,
-            kp_px: np.ndarray, scores: np.ndarray) -> TriangulationResult:  # fmt: skip
+def _result(rig: Rig, kp: Keypoints2D, X: np.ndarray, inliers: np.ndarray,
+            swapped: np.ndarray, kp_px: np.ndarray, scores: np.ndarray) -> Hands3D:  # fmt: skip
     err = reprojection_errors(rig, X, kp_px)
     n = inliers.sum(axis=0)
     with np.errstate(invalid="ignore"):
         err_mean = np.where(inliers, err, 0.0).sum(0) / np.where(n > 0, n, np.nan)
     score = np.where(inliers, scores, 0.0).sum(0) / np.maximum(n, 1)
-    return TriangulationResult(X, err_mean, n.astype(np.int64), score, inliers, swapped,
-                               kp_px, scores, rig.names, rig.units)  # fmt: skip
+    views = Views2D(Keypoints2D(kp_px, scores, kp.cameras, kp.hands, kp.fps), inliers, swapped)
+    return Hands3D(X, err_mean, n.astype(np.int64), score, rig.units, kp.hands, views)
 
 
 def reprojection_errors(rig: Rig, points3d: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:

@@ -83,11 +83,13 @@ def save_fit(out_dir: str | Path, result: FitResult, mesh_frames: tuple[int, ...
             fit.fit_error, f"{name}_fitted": fit.fitted, f"{name}_angles_deg":
             np.degrees(fit.angles_rad)})  # fmt: skip
         arrays.update({f"{name}_{k}": v for k, v in fit.shared.items()})
-    written = [out / "hand_model.npz", out / "joint_angles.csv"]
+    from mvhand.io.runfolder import NAMES
+
+    written = [out / NAMES["hand_model"], out / NAMES["joint_angles"]]
     save_npz_atomic(written[0], **arrays)
     write_text_atomic(written[1], joint_angles_csv(result))
     if config_toml is not None:
-        written.append(out / "fit_config.toml")
+        written.append(out / NAMES["fit_config"])
         write_text_atomic(written[-1], config_toml)
     if result.model == "mano":
         written += _save_meshes(out, result, mesh_frames, mesh_format)

@@ -133,6 +133,25 @@ def load_any_calibration(path: str | Path, fmt: str = "auto", units: str | None 
     return rig if units is None or units == rig.units else rig.to_units(units)
 
 
+def load_rig(calib: str | Path | Rig, units: str | None = None) -> Rig:
+    """The one calibration loader of every command, with one units rule.
+
+    ``units`` (the ``--units`` option): when the file records its units (or its format fixes
+    them: Qualisys mm, Panoptic cm) the rig is converted to ``units``; when it does not, the
+    file's translations are read as being in ``units``. None: the file's units (metres when
+    it records none).
+
+    Args:
+        calib: a calibration file of any supported format, or a Rig (converted to ``units``).
+        units: "m", "cm", "mm" or None.
+    """
+    if isinstance(calib, Rig):
+        return calib if units is None or units == calib.units else calib.to_units(units)
+    path = Path(calib)
+    fixed = FORMAT_UNITS.get(detect_format(path)) if path.exists() else None
+    return load_any_calibration(path, units=units, in_units=None if fixed else units)
+
+
 def _make_rig(cams: list[Camera], units: str, path: Path) -> Rig:
     if not cams:
         raise CalibrationError("no cameras found", path)

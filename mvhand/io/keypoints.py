@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -20,10 +21,19 @@ from mvhand.core.data import Keypoints2D
 from mvhand.errors import InputError
 from mvhand.io.atomic import save_npz_atomic
 
+log = logging.getLogger(__name__)
+
 
 def _open_npz(path: Path) -> dict[str, np.ndarray]:
+    if path.is_dir():
+        raise InputError("is a folder; expected a 2D keypoint file (.npz)", path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InputError(
+                f"is a single array {getattr(data, 'shape', '')} (.npy), not a 2D keypoint file; "
+                "convert it with `mvhand keypoints import --format array`", path)
+        with data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise InputError("file not found", path) from None
@@ -54,9 +64,26 @@ def load_keypoints(path: str | Path) -> Keypoints2D:
         raise InputError(f"'keypoints' must be numeric, got dtype {kp.dtype}", path)
     try:
         cameras = tuple(str(c) for c in np.atleast_1d(data["cameras"]))
-        return Keypoints2D(kp.astype(float), data["scores"].astype(float), cameras, hands, fps)
-    except ValueError as exc:
+        scores = np.asarray(data["scores"], dtype=float)
+        _check_scores(kp.astype(float), scores, path)
+        return Keypoints2D(kp.astype(float), scores, cameras, hands, fps)
+    except (ValueError, TypeError) as exc:
         raise InputError(str(exc), path) from None
+
+
+def _check_scores(kp: np.ndarray, scores: np.ndarray, path: Path) -> None:
+    """Warn about joints with coordinates whose score makes them count as missing."""
+    if scores.shape != kp.shape[:-1]:
+        return  # Keypoints2D reports the shape mismatch
+    has_xy = np.isfinite(kp).all(-1)
+    bad = has_xy & ~(np.isfinite(scores) & (scores >= 0))
+    if bad.any():
+        log.warning("%s: %d 2D joints have coordinates but a NaN or negative score; they are "
+                    "ignored (scores must be confidences in [0, 1])", path, int(bad.sum()))
+    high = has_xy & np.isfinite(scores) & (scores > 1)
+    if high.any():
+        log.warning("%s: %d scores are above 1 and are clipped to 1 (scores must be "
+                    "confidences in [0, 1])", path, int(high.sum()))
 
 
 def save_keypoints(path: str | Path, kp: Keypoints2D) -> None:

@@ -5,7 +5,12 @@
 - ``keypoints3d``: float ``(T, H, 21, 3)`` in ``units``, NaN where not reconstructed;
 - ``reprojection_error_px``, ``score``: float ``(T, H, 21)``; ``n_views``: int ``(T, H, 21)``;
 - ``units``: "m" | "cm" | "mm"; ``hands``: ``["left", "right"]``; ``joints``: the 21 names;
-- ``fps`` (optional).
+- ``fps`` (optional); ``run_id`` (optional): the run that wrote it (see
+  :mod:`mvhand.io.runfolder`);
+- the 2D evidence (optional, written by ``mvhand run`` / ``triangulate``): ``views_keypoints_px``
+  ``(C, T, H, 21, 2)`` the repaired 2D (after left/right swap repair), ``views_scores``
+  ``(C, T, H, 21)``, ``views_inliers`` ``(C, T, H, 21)`` bool, ``views_swapped`` ``(C, T)``
+  bool, ``views_cameras`` ``(C,)``; ``bone_lengths`` ``(H, 20)`` in ``units``.
 
 ``hands3d.csv``: one row per frame, anipose-style columns
 ``<hand>_<joint>_x/_y/_z/_error/_ncams/_score``.
@@ -18,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mvhand.core.data import Hands3D
+from mvhand.core.data import Hands3D, Keypoints2D, Views2D
 from mvhand.core.skeleton import JOINT_NAMES
 from mvhand.errors import InputError
 from mvhand.io.atomic import save_npz_atomic, write_text_atomic
 
 
-def save_hands3d(path: str | Path, hands: Hands3D, fps: float | None = None) -> None:
-    """Write ``hands3d.npz`` atomically."""
+def save_hands3d(path: str | Path, hands: Hands3D, fps: float | None = None,
+                 run_id: str | None = None) -> None:  # fmt: skip
+    """Write ``hands3d.npz`` atomically (with its 2D evidence when ``hands.views`` is set)."""
     arrays = {
         "keypoints3d": hands.keypoints3d,
         "reprojection_error_px": hands.reprojection_error_px.astype(np.float32),
@@ -37,6 +43,15 @@ def save_hands3d(path: str | Path, hands: Hands3D, fps: float | None = None) -> 
     }
     if fps is not None:
         arrays["fps"] = np.array(fps)
+    if run_id is not None:
+        arrays["run_id"] = np.array(run_id)
+    if hands.bone_lengths is not None:
+        arrays["bone_lengths"] = hands.bone_lengths
+    v = hands.views
+    if v is not None:
+        arrays.update(views_keypoints_px=v.keypoints.keypoints_px, views_scores=v.keypoints.scores,
+                      views_inliers=v.inliers, views_swapped=v.swapped,
+                      views_cameras=np.array(v.cameras))  # fmt: skip
     save_npz_atomic(path, **arrays)
 
 
@@ -46,8 +61,15 @@ def load_hands3d(path: str | Path) -> Hands3D:
     try:
         with np.load(path, allow_pickle=False) as d:
             hands = tuple(str(h) for h in d["hands"])
+            fps = float(d["fps"]) if "fps" in d.files else None
+            views = None
+            if "views_inliers" in d.files:
+                kp = Keypoints2D(d["views_keypoints_px"], d["views_scores"],
+                                 tuple(str(c) for c in d["views_cameras"]), hands, fps)
+                views = Views2D(kp, d["views_inliers"], d["views_swapped"])
+            lengths = d["bone_lengths"] if "bone_lengths" in d.files else None
             return Hands3D(d["keypoints3d"], d["reprojection_error_px"], d["n_views"],
-                           d["score"], str(d["units"]), hands)
+                           d["score"], str(d["units"]), hands, views, lengths)
     except FileNotFoundError:
         raise InputError("3D hand file not found", path) from None
     except KeyError as exc:

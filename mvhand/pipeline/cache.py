@@ -2,8 +2,10 @@
 
 One NPZ per camera under ``OUT/cache/<camera>.npz``, written atomically (a Ctrl-C during the
 write leaves the old file or none). It holds the :class:`Camera2D` arrays and a key: a hash of
-the settings the 2D results depend on (backend, detect, tracking, hands2d), the video file's
-size and modification time, and the frame range. A file whose key differs is ignored and
+the settings the 2D results depend on (backend, detect, tracking, hands2d), the video's
+identity (:func:`file_identity`: resolved path, size, modification time and a SHA-256 of its
+first and last MiB, so a re-encoded or replaced video of the same size is noticed), and the
+frame range. A file whose key differs is ignored and
 recomputed; a damaged file likewise.
 """
 
@@ -23,15 +25,30 @@ from mvhand.pipeline.camera2d import Camera2D
 log = logging.getLogger(__name__)
 
 #: Bump when the cached arrays' meaning changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: Bytes hashed at each end of a video for its identity.
+_IDENTITY_BYTES = 1 << 20
+
+
+def file_identity(path: str | Path) -> dict:
+    """Path, size, modification time and a content hash of the first and last MiB."""
+    path = Path(path).resolve()
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(_IDENTITY_BYTES))
+        if st.st_size > _IDENTITY_BYTES:
+            fh.seek(max(st.st_size - _IDENTITY_BYTES, _IDENTITY_BYTES))
+            h.update(fh.read(_IDENTITY_BYTES))
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "sha256_ends": h.hexdigest()}
 
 
 def cache_key(video: Path, frames: range, frontend: dict) -> str:
     """Hex digest identifying one camera's 2D result."""
-    st = Path(video).stat()
     doc = {
         "version": CACHE_VERSION,
-        "video": {"size": st.st_size, "mtime_ns": st.st_mtime_ns},
+        "video": file_identity(video),
         "frames": [frames.start, frames.stop, frames.step],
         "settings": frontend,
     }
@@ -39,7 +56,9 @@ def cache_key(video: Path, frames: range, frontend: dict) -> str:
 
 
 def cache_path(out_dir: Path, camera: str) -> Path:
-    return Path(out_dir) / "cache" / f"{camera}.npz"
+    from mvhand.io.runfolder import RunFolder
+
+    return RunFolder(out_dir).cache_dir / f"{camera}.npz"
 
 
 def save_camera(path: Path, result: Camera2D, key: str) -> None:

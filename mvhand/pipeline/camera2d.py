@@ -100,18 +100,19 @@ def with_palm_hands(bf: BodyFrame, image: np.ndarray | None, i: int, backend: Ba
 
 
 def process_camera(camera: str, video: Path, frames: range, backend: Backend,
-                   cfg: PipelineConfig, progress: Progress = _no_progress) -> Camera2D:  # fmt: skip
+                   cfg: PipelineConfig, progress: Progress = _no_progress,
+                   spill_dir: Path | None = None) -> Camera2D:  # fmt: skip
     """Run stages 2-5 on one camera's video over ``frames`` (a range of frame indices)."""
     T = len(frames)
     tc = cfg.tracking
-    patches = HandPatches(T, tc.patch_scale, tc.patch_min_px, tc.patch_max_px)
+    patches = HandPatches(T, tc.patch_scale, tc.patch_min_px, tc.patch_max_px, spill_dir)
     body_frames: list[BodyFrame] = []
     missing = np.zeros(T, dtype=bool)
     t_start, cpu_start = time.perf_counter(), time.process_time()
     stream = iter_frames(video, frames.start, frames.stop, frames.step, cfg.video.max_bad_run)
     for i, (bf, image) in enumerate(run_body(stream, backend.person, backend.body, cfg.detect)):
-        body_frames.append(bf)
         bf = with_palm_hands(bf, image, i, backend, cfg.palm)
+        body_frames.append(bf)
         missing[i] = image is None
         if image is not None:
             patches.add(i, image, tuple(None if h is None else h.crop for h in bf.hands))
@@ -123,7 +124,9 @@ def process_camera(camera: str, video: Path, frames: range, backend: Backend,
         body_frames.append(BodyFrame(frames[len(body_frames)], None, None, (None, None)))
     body_hands = [bf.hands for bf in body_frames]
     progress("track", camera, 0, 1)
-    track = run_track(body_hands, lambda t, crop: patches.estimate(backend.hand, t, crop), tc)
+    with patches:  # the kept regions' temporary file goes when tracking is done
+        track = run_track(body_hands, lambda t, crop: patches.estimate(backend.hand, t, crop),
+                          tc)  # fmt: skip
     progress("track", camera, 1, 1)
     hands = run_hands2d(track, cfg.hands2d, body_hands)
     t_end, cpu_end = time.perf_counter(), time.process_time()

@@ -68,6 +68,12 @@ class PipelineConfig:
     fit: FitConfig = param(FitConfig(), "hand-model fit (MANO or the kinematic hand)")
     summary: bool = param(True, "write summary.png, a one-page figure of the run's quality")
     export: ExportConfig = param(ExportConfig(), "exports for other tools (TRC, C3D, BVH, ...)")
+    overlay: bool = param(False, "also write overlay/<camera>.mp4 (and grid.mp4): the 2D "
+                          "keypoints and the reprojected 3D joints on every video (--overlay)")
+    units: str | None = param(None, "units of the 3D output (--units); a calibration that does "
+                              "not record its units is read as being in these; unset: the "
+                              "calibration's (metres if it records none)",
+                              choices=("m", "cm", "mm"))  # fmt: skip
     workers: int = param(
         1, "worker processes for the per-camera 2D work (0: one per CPU core available, at "
         "most one per camera; 1: in this process; `mvhand run` defaults to 0); results are "

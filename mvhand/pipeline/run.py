@@ -1,19 +1,18 @@
 """``mvhand run``: videos + calibration -> 2D hands per camera (cached) -> 3D hands -> files.
 
-Outputs in ``out_dir``: everything ``mvhand triangulate`` writes (``hands3d.npz``,
-``hands3d.csv``, ``config.toml``, ``report.json``) plus ``keypoints2d.npz`` and
-``cache/<camera>.npz`` (the per-camera 2D results; a later run with the same settings, videos and
-frames reuses them, so an interrupted run resumes where it stopped). Library code: no printing;
-progress goes to the ``progress`` callback and problems to ``logging`` and the report.
+The outputs form one set in the run folder (:mod:`mvhand.io.runfolder` owns their names and
+publishes them together); ``OUT/cache/<camera>.npz`` holds the per-camera 2D results, so a
+later run with the same settings, videos and frames reuses them and an interrupted run resumes
+where it stopped. Library code: no printing; progress goes to the ``progress`` callback and
+problems to ``logging``, from where they reach the report.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,20 @@ import numpy as np
 
 from mvhand.config import config_to_toml
 from mvhand.core.camera import Rig
-from mvhand.core.data import Keypoints2D
-from mvhand.errors import InputError, MvhandError
-from mvhand.io.atomic import write_text_atomic
+from mvhand.core.data import Hands3D, Keypoints2D
+from mvhand.errors import ConfigError, InputError, MvhandError
+from mvhand.io.calib_convert import load_rig
 from mvhand.io.calibration import save_calibration
 from mvhand.io.keypoints import save_keypoints
+from mvhand.io.results import save_hands3d, save_hands3d_csv
+from mvhand.io.runfolder import RunFolder, check_output_dir
 from mvhand.io.video import VideoCheck, check_videos, find_videos, probe_video
 from mvhand.pipeline.camera2d import Camera2D, Progress, _no_progress
 from mvhand.pipeline.config import PipelineConfig, frontend_dict
+from mvhand.pipeline.fit import write_fit
+from mvhand.pipeline.report import assemble, collect_warnings, reconstruction_section
 from mvhand.pipeline.workers import compute_cameras_2d
+from mvhand.stages.reconstruct import reconstruction_report, run_reconstruct
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class RunResult:
         cameras: per camera its 2D result.
         report: the report written to ``report.json``.
         reused: cameras whose 2D result came from the cache.
+        hands3d: the 3D hands (with their repaired 2D in ``hands3d.views``).
     """
 
     out_dir: Path
@@ -51,16 +56,7 @@ class RunResult:
     cameras: dict[str, Camera2D]
     report: dict[str, Any]
     reused: tuple[str, ...]
-
-
-def load_rig(calib: str | Path | Rig, units: str | None = None) -> Rig:
-    """A rig from any calibration format ``mvhand calib convert`` reads (or a Rig), in
-    ``units`` (None: the file's)."""
-    if isinstance(calib, Rig):
-        return calib if units is None else calib.to_units(units)
-    from mvhand.io.calib_convert import load_any_calibration
-
-    return load_any_calibration(calib, units=units)
+    hands3d: Hands3D | None = None
 
 
 def prepare_inputs(rig: Rig, videos_dir: str | Path, cfg: PipelineConfig
@@ -87,17 +83,33 @@ def prepare_inputs(rig: Rig, videos_dir: str | Path, cfg: PipelineConfig
     return videos, check, warnings + list(check.warnings)
 
 
-def frame_range(cfg: PipelineConfig, n_frames: int, frames: tuple[int, int | None] | None = None
-                ) -> range:  # fmt: skip
-    """The processed frames: ``frames`` (start, stop) if given, else the config's, clipped to
-    the common video length, with the config's step."""
-    start, stop = frames if frames is not None else (cfg.video.start, cfg.video.stop)
+def frame_range(cfg: PipelineConfig, n_frames: int) -> range:
+    """The processed frames: the config's ``video.start:stop:step``, clipped to the common
+    video length."""
+    start, stop = cfg.video.start, cfg.video.stop
     stop = n_frames if stop is None else min(stop, n_frames)
     rng = range(start, stop, cfg.video.step)
     if len(rng) == 0:
         raise InputError(f"the frame range {start}:{stop} is empty (the videos have {n_frames} "
                          "common frames)")  # fmt: skip
     return rng
+
+
+def resolve_config(cfg: PipelineConfig | None, frames: tuple[int, int | None] | None = None,
+                   overlay: bool | None = None, units: str | None = None) -> PipelineConfig:
+    """The config with the command-line choices folded in, so the saved ``config.toml``
+    replays the run (``mvhand run --pipeline OUT/config.toml`` does the same)."""
+    cfg = cfg if cfg is not None else PipelineConfig()
+    if frames is not None:
+        start, stop = frames
+        cfg = replace(cfg, video=replace(cfg.video, start=start, stop=stop))
+        if stop is not None and stop <= start:
+            raise ConfigError(f"the frame range {start}:{stop} is empty")
+    if overlay is not None:
+        cfg = replace(cfg, overlay=bool(overlay))
+    if units is not None:
+        cfg = replace(cfg, units=units)
+    return cfg
 
 
 def _camera_warnings(results: dict[str, Camera2D]) -> list[str]:
@@ -116,124 +128,147 @@ def _camera_warnings(results: dict[str, Camera2D]) -> list[str]:
 
 def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str | Path,
                  cfg: PipelineConfig | None = None, *,
-                 frames: tuple[int, int | None] | None = None, overlay: bool = False,
+                 frames: tuple[int, int | None] | None = None, overlay: bool | None = None,
                  use_cache: bool = True, progress: Progress | None = None,
                  units: str | None = None, backend_factory: Callable | None = None
                  ) -> RunResult:  # fmt: skip
-    """Run the whole pipeline and write its outputs.
+    """Run the whole pipeline and publish its outputs as one set (:mod:`mvhand.io.runfolder`).
 
     Args:
-        calib: calibration file (any format ``load_any_calibration`` reads) or a Rig.
+        calib: calibration file (any format ``mvhand calib convert`` reads) or a Rig.
         videos_dir: folder with one video per camera.
         out_dir: output folder (created).
         cfg: the pipeline config (None: the defaults).
-        frames: ``(start, stop)`` frames to process (stop None: to the end); overrides
-            ``cfg.video.start/stop``.
-        overlay: also write one video per camera with the 2D and reprojected 3D joints.
+        frames, overlay, units: override ``cfg.video.start/stop``, ``cfg.overlay`` and
+            ``cfg.units`` (the saved config records the values used).
         use_cache: reuse per-camera 2D results from ``out_dir/cache``.
         progress: ``progress(stage, camera, done, total)`` callback.
-        units: units of the 3D output (None: the calibration's).
         backend_factory: builds the 2D backend from ``cfg.backend`` (tests pass a fake).
 
     Raises:
-        MvhandError: bad input, with a message that says what to do.
+        MvhandError: bad input or an unwritable output, with a message that says what to do.
     """
-    from mvhand.backends.registry import make_backend
-    from mvhand.stages.reconstruct import run_reconstruct, write_reconstruction
+    cfg = resolve_config(cfg, frames, overlay, units)
+    folder = RunFolder(out_dir)
+    check_output_dir(folder.root)
+    with collect_warnings() as warnings:
+        return _run(calib, videos_dir, folder, cfg, use_cache, progress or _no_progress,
+                    backend_factory, warnings)  # fmt: skip
 
+
+def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: bool,
+         progress: Progress, backend_factory, warnings: list[str]) -> RunResult:  # fmt: skip
+    from mvhand.backends.registry import make_backend
+
+    factory = backend_factory or make_backend
     t0 = time.perf_counter()
-    cfg = cfg if cfg is not None else PipelineConfig()
-    progress = progress or _no_progress
-    out = Path(out_dir)
-    rig = load_rig(calib, units)
-    videos, check, warnings = prepare_inputs(rig, videos_dir, cfg)
-    rng = frame_range(cfg, check.n_frames, frames)
-    for w in warnings:
+    rig = load_rig(calib, cfg.units)
+    videos, check, input_warnings = prepare_inputs(rig, videos_dir, cfg)
+    rng = frame_range(cfg, check.n_frames)
+    for w in input_warnings:
         log.warning(w)
     t_in = time.perf_counter()
-    results, reused = compute_cameras_2d(videos, rng, cfg, out, progress, use_cache,
-                                 backend_factory or make_backend)  # fmt: skip
-    cam_warnings = _camera_warnings(results)
-    for w in cam_warnings:
+    results, reused = compute_cameras_2d(videos, rng, cfg, folder.root, progress, use_cache,
+                                         factory)  # fmt: skip
+    for w in _camera_warnings(results):
         log.warning(w)
     t_2d = time.perf_counter()
     fps = check.fps / rng.step if check.fps > 0 else None
     kp = Keypoints2D(np.stack([r.keypoints_px for r in results.values()]),
                      np.stack([r.scores for r in results.values()]), tuple(results), fps=fps)
-    save_keypoints(out / "keypoints2d.npz", kp)
     if not np.isfinite(kp.keypoints_px).any():
         raise InputError("no hand was found in any camera, so there is nothing to reconstruct; "
-                         f"the 2D results are in {out / 'keypoints2d.npz'}")  # fmt: skip
+                         "see the warnings above")  # fmt: skip
     progress("3d", "all", 0, 1)
     rec = run_reconstruct(kp, check.rig, cfg.reconstruct)
     progress("3d", "all", 1, 1)
     refine_info = None
     if cfg.refine.enabled:
-        from mvhand.stages.refine import refine_step
-
-        kp, rec, refine_info = refine_step(
-            out, videos, rng, kp, rec, check.rig, cfg.refine, cfg.reconstruct,
-            np.stack([r.presence for r in results.values()]),
-            lambda: (backend_factory or make_backend)(cfg.backend).hand,
-            backend=frontend_dict(cfg)["backend"], joints=cfg.hands2d,
-            max_bad_run=cfg.video.max_bad_run,
-            use_cache=use_cache, progress=progress)
-        save_keypoints(out / "keypoints2d.npz", kp)
-    timings = {"inputs": round(t_in - t0, 3), "cameras_2d": round(t_2d - t_in, 3),
-               "reconstruct": round(time.perf_counter() - t_2d, 3)}
-    extra = _run_report(videos, rng, fps, check, warnings + cam_warnings, results, reused,
-                        refine_info, timings)  # fmt: skip
-    report = write_reconstruction(out, rec, config_to_toml(cfg), extra, fps)
-    save_calibration(out / "calibration.toml", check.rig)
-    if cfg.fit.enabled:
-        _fit(out, rec.hands3d, kp, check.rig, cfg, report)
-    if cfg.summary:
-        from mvhand.viz.summary import summary_figure
-
-        summary_figure(rec.hands3d, kp, out / "summary.png", title=str(videos_dir), fps=fps)
-    if overlay:
-        _write_overlays(out, videos, rng, kp, rec, check.rig, report)
-    return RunResult(out, kp, results, report, tuple(reused))
+        kp, rec, refine_info = _refine(folder, videos, rng, kp, rec, check.rig, cfg, results,
+                                       factory, use_cache, progress)  # fmt: skip
+    t_3d = time.perf_counter()
+    section, consistency = reconstruction_section(rec, check.rig)
+    for w in consistency:
+        log.warning(w)
+    timings = {"inputs": t_in - t0, "cameras_2d": t_2d - t_in, "reconstruct": t_3d - t_2d}
+    run_info = _run_info(videos, rng, fps, check, results, reused, refine_info)
+    report = _publish(folder, cfg, kp, rec, check.rig, videos, rng, run_info, section,
+                      timings, warnings, str(videos_dir))  # fmt: skip
+    return RunResult(folder.root, kp, results, report, tuple(reused), rec.hands3d)
 
 
-def _run_report(videos: dict[str, Path], rng: range, fps: float | None, check: VideoCheck,
-                warnings: list[str], results: dict[str, Camera2D], reused: list[str],
-                refine_info: dict | None, timings: dict[str, float]) -> dict[str, Any]:  # fmt: skip
-    """The run's own part of report.json (the 3D stage adds its part)."""
+def _refine(folder, videos, rng, kp, rec, rig, cfg, results, factory, use_cache, progress):
+    from mvhand.pipeline.refine import refine_pass
+
+    presence = np.stack([r.presence for r in results.values()])
+    first = reconstruction_report(rec)
+    kp, new_rec, info = refine_pass(
+        folder.cache_dir, videos, rng, kp, rec.hands3d, rig, cfg.refine,
+        lambda: factory(cfg.backend).hand, lambda k: run_reconstruct(k, rig, cfg.reconstruct),
+        backend=frontend_dict(cfg)["backend"], joints=cfg.hands2d, presence=presence,
+        max_bad_run=cfg.video.max_bad_run, use_cache=use_cache, progress=progress)
+    info["first_pass"] = {"frames_with_both_hands": first["frames_with_both_hands"],
+                          "median_reprojection_error_px": {
+                              h: v["median_reprojection_error_px"]
+                              for h, v in first["hands"].items()}}  # fmt: skip
+    return kp, new_rec, info
+
+
+def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: Rig,
+             videos: dict[str, Path], rng: range, run_info: dict, section: dict,
+             timings: dict, warnings: list[str], title: str) -> dict[str, Any]:  # fmt: skip
+    """Write every output into a staging set and publish it (all or nothing)."""
+    h3 = rec.hands3d
+    with folder.transaction() as tx:
+        save_keypoints(tx.path("keypoints2d"), kp)
+        save_hands3d(tx.path("hands3d"), h3, kp.fps, tx.run_id)
+        save_hands3d_csv(tx.path("hands3d_csv"), h3)
+        save_calibration(tx.path("calibration"), rig)
+        fit_info = None
+        if cfg.fit.enabled:
+            t0 = time.perf_counter()
+            fit_info = write_fit(tx, h3, cfg.fit, rig)
+            timings["fit"] = time.perf_counter() - t0
+        if cfg.summary:
+            from mvhand.viz.summary import summary_figure
+
+            summary_figure(h3, kp, tx.path("summary"), title=title, fps=kp.fps,
+                           per_camera=section.get("cameras"))  # fmt: skip
+        if cfg.overlay:
+            _write_overlays(tx, folder, videos, rng, h3, rig)
+        run_info["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        report = assemble(warnings, reconstruction=section, fit=fit_info, **run_info)
+        tx.write_config(config_to_toml(cfg))
+        tx.write_report(report)
+    return {"run_id": tx.run_id, **report}
+
+
+def _run_info(videos: dict[str, Path], rng: range, fps: float | None, check: VideoCheck,
+              results: dict[str, Camera2D], reused: list[str], refine_info: dict | None
+              ) -> dict[str, Any]:  # fmt: skip
+    """The run's own sections of report.json."""
     inputs = {"videos": {c: str(p) for c, p in videos.items()},
               "frames": {"start": rng.start, "stop": rng.stop, "step": rng.step,
                          "count": len(rng)},
               "fps": fps,
               "image_sizes_px": {c.name: list(c.size_px) for c in check.rig}}  # fmt: skip
-    report = {"inputs": inputs, "warnings": warnings,
-              "cameras": {c: r.stats() for c, r in results.items()},
-              "cameras_from_cache": reused}  # fmt: skip
+    info = {"inputs": inputs, "cameras": {c: r.stats() for c, r in results.items()},
+            "cameras_from_cache": reused}  # fmt: skip
     if refine_info is not None:
-        report["refine"] = refine_info
-    report["timings_s"] = timings
-    return report
+        info["refine"] = refine_info
+    return info
 
 
-def _fit(out: Path, hands3d, kp: Keypoints2D, rig: Rig, cfg: PipelineConfig,
-         report: dict) -> None:  # fmt: skip
-    """Fit the configured hand model to the 3D hands and write its files next to them."""
-    from mvhand.fit import run_fit, save_fit
-
-    t0 = time.perf_counter()
-    result = run_fit(hands3d, cfg.fit, kp, rig)
-    save_fit(out, result, cfg.fit.mesh_frames, cfg.fit.mesh_format)
-    report["timings_s"]["fit"] = round(time.perf_counter() - t0, 3)
-    write_text_atomic(out / "report.json", json.dumps(report, indent=2, default=str))
-
-
-def _write_overlays(out: Path, videos: dict[str, Path], rng: range, kp: Keypoints2D, rec,
-                    rig: Rig, report: dict) -> None:  # fmt: skip
-    """One video per camera with 2D and reprojected 3D joints (mvhand.viz.overlay, issue 6)."""
+def _write_overlays(tx, folder: RunFolder, videos: dict[str, Path], rng: range, h3, rig: Rig
+                    ) -> None:  # fmt: skip
+    """One video per camera with the repaired 2D and the reprojected 3D (staged with the
+    set: an interrupted overlay publishes nothing)."""
     from mvhand.viz import overlay as viz_overlay
 
+    kp = h3.views.keypoints
     try:
-        boxes, track_ids = viz_overlay.load_tracks(out, kp)
-        viz_overlay.write_overlays(out / "overlay", videos, kp, rec.hands3d, rig, rng,
+        boxes, track_ids = viz_overlay.load_tracks(folder.root, kp)
+        viz_overlay.write_overlays(tx.path("overlay"), videos, kp, h3, rig, rng,
                                    boxes=boxes, track_ids=track_ids, fps=kp.fps)  # fmt: skip
     except MvhandError as exc:
         log.warning("--overlay failed: %s", exc)

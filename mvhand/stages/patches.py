@@ -6,13 +6,21 @@ demo video, against 3.5-8 ms per frame read in order), and holding whole frames 
 each at 1080x1920. So while the video streams through the body stage, only a square region
 around each hand is kept per frame, at native resolution: centred on the body model's hand
 crop (or, where the body lost the hand, on the last place it was seen), ``scale`` times the
-crop's side. Memory grows with frames x hands x region size (about 110 kB per hand and frame
-for the Pose2Sim demo's 30-60 px hands), never with the video's frame size.
+crop's side (about 110 kB per hand and frame for the Pose2Sim demo's 30-60 px hands).
+
+The regions are kept on disk, not in memory: appended to an anonymous temporary file (removed
+by the operating system when it is closed or the process dies) with a small in-memory index,
+and read back with one ``pread`` when the tracker needs them (from the page cache, about as fast
+as memory). So peak memory does not grow with the video's length (measured: issue 9's closing
+note); the disk holds frames x hands x region size for the duration of one camera's tracking.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -38,23 +46,37 @@ class Patch:
 
 
 class HandPatches:
-    """Per processed frame and hand, the region the hand model may need later.
+    """Per processed frame and hand, the region the hand model may need later (kept on disk).
 
     Args:
         n_frames: processed frames T.
         scale: region side over the body hand crop's side.
         min_px, max_px: bounds on the region side (pixels).
+        spill_dir: folder for the temporary file (None: the system's temporary folder).
     """
 
     def __init__(self, n_frames: int, scale: float = 2.5, min_px: int = 160,
-                 max_px: int = 640) -> None:  # fmt: skip
-        self.patches: list[list[Patch | None]] = [[None, None] for _ in range(n_frames)]
+                 max_px: int = 640, spill_dir: str | Path | None = None) -> None:  # fmt: skip
+        # per (t, h): byte offset in the file, height, width, x0, y0; offset -1 = none kept
+        self._index = np.full((n_frames, 2, 5), -1, dtype=np.int64)
+        self._file = tempfile.TemporaryFile(dir=spill_dir, prefix="mvhand-patches-")
+        self._end = 0
         self.scale, self.min_px, self.max_px = scale, min_px, max_px
         self._last: list[tuple[np.ndarray, float] | None] = [None, None]
 
     @property
     def nbytes(self) -> int:
-        return sum(p.pixels.nbytes for row in self.patches for p in row if p is not None)
+        """Bytes of kept regions (on disk)."""
+        return self._end
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> HandPatches:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def add(self, t: int, image: np.ndarray, crops: tuple[HandCrop | None, HandCrop | None]
             ) -> None:  # fmt: skip
@@ -66,7 +88,26 @@ class HandPatches:
                 continue
             center, size = self._last[h]
             side = int(np.clip(self.scale * size, self.min_px, self.max_px))
-            self.patches[t][h] = _cut(image, center, side)
+            patch = _cut(image, center, side)
+            if patch is not None:
+                self._store(t, h, patch)
+
+    def _store(self, t: int, h: int, patch: Patch) -> None:
+        data = np.ascontiguousarray(patch.pixels, dtype=np.uint8)
+        os.pwrite(self._file.fileno(), data.tobytes(), self._end)
+        ph, pw = data.shape[:2]
+        x0, y0 = (int(v) for v in patch.offset_px)
+        self._index[t, h] = (self._end, ph, pw, x0, y0)
+        self._end += data.nbytes
+
+    def patch(self, t: int, h: int) -> Patch | None:
+        """The region kept for frame position ``t`` and hand ``h``, or None."""
+        off, ph, pw, x0, y0 = (int(v) for v in self._index[t, h])
+        if off < 0:
+            return None
+        raw = os.pread(self._file.fileno(), ph * pw * 3, off)
+        pixels = np.frombuffer(raw, dtype=np.uint8).reshape(ph, pw, 3)
+        return Patch(np.array([x0, y0], dtype=float), pixels)
 
     def estimate(self, model: HandKeypointEstimator, t: int,
                  crop: HandCrop) -> HandKeypoints | None:  # fmt: skip
@@ -75,7 +116,7 @@ class HandPatches:
         Returns:
             keypoints in full-image pixels, or None when no region of that frame was kept.
         """
-        cands = [p for p in self.patches[t] if p is not None]
+        cands = [p for p in (self.patch(t, 0), self.patch(t, 1)) if p is not None]
         if not cands:
             return None
         center = np.asarray(crop.center_px, dtype=float)

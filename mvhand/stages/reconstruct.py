@@ -1,13 +1,8 @@
-"""The 3D stage: robust triangulation, then the constrained optimizer; and its output files.
-
-``run_reconstruct`` is pure (arrays in, arrays out); ``write_reconstruction`` writes the files
-``mvhand triangulate`` and ``mvhand run`` produce: ``hands3d.npz``, ``hands3d.csv``,
-``config.toml`` and ``report.json``.
-"""
+"""The 3D stage: robust triangulation, then the constrained optimizer (pure: arrays in, arrays
+out). The run folder (:mod:`mvhand.io.runfolder`) writes its results."""
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,8 +18,6 @@ from mvhand.core.optimize import OptimizerConfig, optimize
 from mvhand.core.skeleton import BONES, bone_lengths, bone_name
 from mvhand.core.triangulate import TriangulationConfig, triangulate
 from mvhand.errors import InputError
-from mvhand.io.atomic import write_text_atomic
-from mvhand.io.results import save_hands3d, save_hands3d_csv
 
 
 @dataclass(frozen=True)
@@ -40,18 +33,15 @@ class ReconstructResult:
     """What the 3D stage produced.
 
     Attributes:
-        hands3d: the final 3D hands (optimized when the optimizer is enabled).
+        hands3d: the final 3D hands (optimized when the optimizer is enabled), with the
+            repaired 2D and inlier views in ``hands3d.views`` and ``bone_lengths``.
         triangulated: the robust triangulation before optimization.
-        swapped: ``(C, T)`` views whose left/right hands were swapped by the repair.
         timings_s: seconds per step.
-        bone_lengths: ``(H, 20)`` per-hand bone lengths (optimizer's, else medians).
     """
 
     hands3d: Hands3D
     triangulated: Hands3D
-    swapped: np.ndarray
     timings_s: dict[str, float]
-    bone_lengths: np.ndarray
 
 
 def match_cameras(kp: Keypoints2D, rig: Rig, kp_source: str | Path | None = None) -> Rig:
@@ -79,22 +69,30 @@ def run_reconstruct(kp: Keypoints2D, rig: Rig, cfg: ReconstructConfig = Reconstr
     t0 = time.perf_counter()
     tri = triangulate(rig, kp, cfg.triangulation)
     t1 = time.perf_counter()
-    triangulated = Hands3D(tri.points3d, tri.reprojection_error_px, tri.n_views, tri.score,
-                           rig.units, kp.hands)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a hand never seen: NaN lengths
+        tri = tri.replace(bone_lengths=np.nanmedian(bone_lengths(tri.keypoints3d), axis=0))
     timings = {"triangulation": t1 - t0}
+    final = tri
     if cfg.optimizer.enabled:
-        opt = optimize(rig, tri.keypoints_px, tri.scores, tri.points3d, tri.inliers,
-                       cfg.optimizer, fps=kp.fps)  # fmt: skip
+        final = _optimize(rig, tri, cfg.optimizer, kp.fps)
         timings["optimization"] = time.perf_counter() - t1
-        final = Hands3D(opt.points3d, opt.reprojection_error_px, opt.n_views, opt.score,
-                        rig.units, kp.hands)  # fmt: skip
-        lengths = np.asarray(opt.bone_lengths, dtype=float)
-    else:
-        final = triangulated
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a hand never seen: NaN lengths
-            lengths = np.nanmedian(bone_lengths(tri.points3d), axis=0)
-    return ReconstructResult(final, triangulated, tri.swapped, timings, lengths)
+    return ReconstructResult(final, tri, timings)
+
+
+def _optimize(rig: Rig, tri: Hands3D, cfg: OptimizerConfig, fps: float | None) -> Hands3D:
+    # TEMPORARY bridge while the optimizer moves to optimize(rig, init: Hands3D, cfg, fps)
+    import inspect
+
+    params = list(inspect.signature(optimize).parameters)
+    if params[1] != "keypoints_px":
+        return optimize(rig, tri, cfg, fps=fps)
+    v = tri.views
+    opt = optimize(rig, v.keypoints.keypoints_px, v.keypoints.scores, tri.keypoints3d, v.inliers,
+                   cfg, fps=fps)  # fmt: skip
+    return tri.replace(keypoints3d=opt.points3d, reprojection_error_px=opt.reprojection_error_px,
+                       n_views=opt.n_views, score=opt.score, bone_lengths=opt.bone_lengths,
+                       info=opt.info)  # fmt: skip
 
 
 def _nan_stat(fn, values: np.ndarray) -> float | None:
@@ -133,35 +131,9 @@ def reconstruction_report(result: ReconstructResult) -> dict[str, Any]:
         "frames": int(h3.keypoints3d.shape[0]),
         "frames_with_both_hands": int(both.sum()),
         "hands": hands,
-        "swapped_views": int(result.swapped.sum()),
+        "swapped_views": int(h3.views.swapped.sum()) if h3.views is not None else 0,
         "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
     }
-
-
-def write_reconstruction(out_dir: str | Path, result: ReconstructResult, config_toml: str,
-                         extra_report: dict[str, Any] | None = None,
-                         fps: float | None = None) -> dict[str, Any]:  # fmt: skip
-    """Write hands3d.npz, hands3d.csv, config.toml and report.json into ``out_dir``.
-
-    Returns:
-        The report that was written.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_hands3d(out / "hands3d.npz", result.hands3d, fps)
-    save_hands3d_csv(out / "hands3d.csv", result.hands3d)
-    write_text_atomic(out / "config.toml", config_toml)
-    report = {"reconstruction": reconstruction_report(result), **(extra_report or {})}
-    write_text_atomic(out / "report.json", json.dumps(report, indent=2, default=_json_default))
-    return report
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
 __all__ = [
@@ -170,5 +142,4 @@ __all__ = [
     "match_cameras",
     "reconstruction_report",
     "run_reconstruct",
-    "write_reconstruction",
 ]

@@ -30,14 +30,10 @@ camera-frame) plus this pass reaches the 60 ms budget.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,8 +42,6 @@ from mvhand.config import param
 from mvhand.core.camera import Rig
 from mvhand.core.crops import HAND_KEYPOINT_SCALE, crop_from_hand_keypoints
 from mvhand.core.data import Hands3D, Keypoints2D
-from mvhand.io.atomic import save_npz_atomic
-from mvhand.io.video import iter_frames
 from mvhand.stages.hands2d import Hands2DConfig, clean_joints
 
 #: The first pass's joint rules, when the caller gives none.
@@ -57,8 +51,6 @@ log = logging.getLogger(__name__)
 
 #: ``progress(stage, camera, done, total)`` as in :mod:`mvhand.pipeline.camera2d`.
 Progress = Callable[[str, str, int, int], None]
-#: Bump when the cached refine arrays change meaning.
-REFINE_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -176,18 +168,22 @@ def _decide(old_kp: np.ndarray, old_presence: float, new_kp: np.ndarray, new_pre
     return "keep"
 
 
-def _refine_camera(video: Path, frames: range, c: int, kp: Keypoints2D, presence: np.ndarray,
+def frames_needed(todo: np.ndarray) -> int:
+    """How many leading frames of a camera must be decoded for ``todo`` ``(T, H)`` (0: none)."""
+    return int(np.flatnonzero(todo.any(axis=1)).max()) + 1 if todo.any() else 0
+
+
+def _refine_camera(images: Iterable, c: int, kp: Keypoints2D, presence: np.ndarray,
                    proj: np.ndarray, todo: np.ndarray, model: HandKeypointEstimator,
-                   cfg: RefineConfig, joints: Hands2DConfig, out: dict, max_bad_run: int,
+                   cfg: RefineConfig, joints: Hands2DConfig, out: dict,
                    progress: Progress) -> None:  # fmt: skip
     """Re-detect camera ``c`` in place into the arrays of ``out``."""
-    T = len(frames)
+    T = kp.n_frames
     if not todo.any():
         return
-    last = int(np.flatnonzero(todo.any(axis=1)).max())
-    stop = frames.start + (last + 1) * frames.step
-    stream = iter_frames(video, frames.start, min(stop, frames.stop), frames.step, max_bad_run)
-    for i, (_, image) in enumerate(stream):
+    for i, image in enumerate(images):
+        if i >= T:
+            break
         progress("refine", kp.cameras[c], i + 1, T)
         if image is None:
             continue
@@ -207,17 +203,17 @@ def _refine_camera(video: Path, frames: range, c: int, kp: Keypoints2D, presence
             out["added" if what == "add" else "replaced"][c, i, h] = True
 
 
-def run_refine(videos: Mapping[str, Path], frames: range, kp: Keypoints2D, hands3d: Hands3D,
+def run_refine(images: Callable[[str, int], Iterable], kp: Keypoints2D, hands3d: Hands3D,
                rig: Rig, hand_model: HandKeypointEstimator, cfg: RefineConfig = RefineConfig(),
                presence: np.ndarray | None = None, *,
-               joints: Hands2DConfig = _JOINT_RULES, max_bad_run: int = 30,
+               joints: Hands2DConfig = _JOINT_RULES,
                progress: Progress | None = None) -> RefineResult:  # fmt: skip
     """Re-detect the 2D hands of every camera from the projected 3D hands.
 
     Args:
-        videos: camera name -> video, for every camera of ``kp``.
-        frames: the processed frame indices (as for the first pass; ``kp`` has ``len(frames)``
-            frames).
+        images: ``images(camera, n)`` yields the first ``n`` processed frames of that camera
+            as images (None for a frame that could not be decoded), in the order of ``kp``'s
+            frames; it is not called for a camera that needs no re-detection.
         kp: the first-pass 2D keypoints ``(C, T, H, 21, 2)``.
         hands3d: the first reconstruction ``(T, H, 21, 3)`` in ``rig``'s units.
         rig: the calibration (cameras matched by name).
@@ -226,7 +222,6 @@ def run_refine(videos: Mapping[str, Path], frames: range, kp: Keypoints2D, hands
         joints: the first pass's joint rules (threshold, wrist), applied to re-detections too.
         presence: ``(C, T, H)`` first-pass hand-model presence (None: the highest joint score
             other than the wrist, which the backends derive from the presence).
-        max_bad_run: as :func:`mvhand.io.video.iter_frames`.
         progress: ``progress("refine", camera, done, total)``.
 
     Returns:
@@ -246,90 +241,11 @@ def run_refine(videos: Mapping[str, Path], frames: range, kp: Keypoints2D, hands
     cpu: dict[str, float] = {}
     for c, cam in enumerate(kp.cameras):
         t0 = time.process_time()
-        _refine_camera(Path(videos[cam]), frames, c, kp, out["presence"][c], proj[c], todo[c],
-                       hand_model, cfg, joints, out, max_bad_run, progress)  # fmt: skip
+        n = frames_needed(todo[c])
+        if n:
+            _refine_camera(images(cam, n), c, kp, out["presence"][c], proj[c], todo[c],
+                           hand_model, cfg, joints, out, progress)  # fmt: skip
         cpu[cam] = time.process_time() - t0
     refined = Keypoints2D(out["kp"], out["sc"], kp.cameras, kp.hands, kp.fps)
     return RefineResult(refined, out["presence"], out["replaced"], out["added"],
                         out["attempted"], cpu)  # fmt: skip
-
-
-def refine_cache_key(videos: Mapping[str, Path], frames: range, kp: Keypoints2D,
-                     hands3d: Hands3D, cfg: RefineConfig, backend: dict) -> str:  # fmt: skip
-    """Hex digest of everything the refined 2D depends on (inputs hashed by content)."""
-    h = hashlib.sha256()
-    for arr in (kp.keypoints_px, kp.scores, hands3d.keypoints3d):
-        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-    stats = {c: [Path(v).stat().st_size, Path(v).stat().st_mtime_ns] for c, v in videos.items()}
-    doc = {"version": REFINE_CACHE_VERSION, "videos": stats, "cfg": asdict(cfg),
-           "frames": [frames.start, frames.stop, frames.step], "backend": backend}
-    h.update(json.dumps(doc, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def save_refine(path: Path, result: RefineResult, key: str) -> None:
-    """Write the refined 2D atomically (``OUT/cache/refine.npz``)."""
-    k = result.keypoints
-    save_npz_atomic(path, key=np.array(key), keypoints_px=k.keypoints_px, scores=k.scores,
-                    cameras=np.array(k.cameras), presence=result.presence,
-                    replaced=result.replaced, added=result.added, attempted=result.attempted,
-                    cpu_s=np.array(json.dumps(result.cpu_s)))  # fmt: skip
-
-
-def load_refine(path: Path, key: str, like: Keypoints2D) -> RefineResult | None:
-    """The cached refined 2D if ``path`` holds ``key``; else None."""
-    if not Path(path).is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as d:
-            if str(d["key"]) != key:
-                return None
-            kp = Keypoints2D(d["keypoints_px"], d["scores"], like.cameras, like.hands, like.fps)
-            return RefineResult(kp, d["presence"], d["replaced"], d["added"], d["attempted"],
-                                json.loads(str(d["cpu_s"])))  # fmt: skip
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        log.warning("%s: unreadable refine cache (%s); recomputing", path, exc)
-        return None
-
-
-def refine_step(out_dir: Path, videos: Mapping[str, Path], frames: range, kp: Keypoints2D,
-                rec, rig: Rig, cfg: RefineConfig, reconstruct_cfg, presence: np.ndarray | None,
-                make_hand_model: Callable[[], HandKeypointEstimator], *, backend: dict,
-                joints: Hands2DConfig = _JOINT_RULES, max_bad_run: int = 30,
-                use_cache: bool = True,
-                progress: Progress | None = None) -> tuple[Keypoints2D, object, dict]:  # fmt: skip
-    """The pipeline's refine pass: re-detect (or reuse ``OUT/cache/refine.npz``), reconstruct
-    again. ``rec`` is the first :class:`~mvhand.stages.reconstruct.ReconstructResult`.
-
-    Returns:
-        The refined 2D, the new reconstruction and the figures for the report.
-    """
-    from mvhand.stages.reconstruct import reconstruction_report, run_reconstruct
-
-    t0 = time.perf_counter()
-    path = Path(out_dir) / "cache" / "refine.npz"
-    key = refine_cache_key(videos, frames, kp, rec.hands3d, cfg,
-                           {"backend": backend, "hands2d": asdict(joints)})  # fmt: skip
-    res = load_refine(path, key, kp) if use_cache else None
-    cached = res is not None
-    if res is None:
-        res = run_refine(videos, frames, kp, rec.hands3d, rig, make_hand_model(), cfg,
-                         presence, joints=joints, max_bad_run=max_bad_run,
-                         progress=progress)  # fmt: skip
-        save_refine(path, res, key)
-    t1 = time.perf_counter()
-    new_rec = run_reconstruct(res.keypoints, rig, reconstruct_cfg)
-    first = reconstruction_report(rec)
-    n_cf = max(kp.n_cameras * kp.n_frames, 1)
-    info = {
-        "from_cache": cached,
-        "cameras": res.stats(),
-        "added_ms_per_camera_frame": round(1000 * sum(res.cpu_s.values()) / n_cf, 2),
-        "first_pass": {"frames_with_both_hands": first["frames_with_both_hands"],
-                       "median_reprojection_error_px": {
-                           h: v["median_reprojection_error_px"]
-                           for h, v in first["hands"].items()}},
-        "timings_s": {"redetect": round(t1 - t0, 3),
-                      "reconstruct": round(time.perf_counter() - t1, 3)},
-    }  # fmt: skip
-    return res.keypoints, new_rec, info

@@ -249,6 +249,7 @@ def write_overlays(out_dir: str | Path, videos: dict[str, Path], keypoints2d: Ke
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     infos = {c: probe_video(videos[c]) for c in cams}
+    _check_sizes(infos, rig)
     fps = fps or keypoints2d.fps or infos[cams[0]].fps or 30.0
     ci = [keypoints2d.cameras.index(c) for c in cams]
     reproj = {c: rig[c].project(hands3d.keypoints3d) for c in cams} if hands3d is not None else {}
@@ -281,6 +282,22 @@ def write_overlays(out_dir: str | Path, videos: dict[str, Path], keypoints2d: Ke
         for w in writers:
             w.release()
     return paths
+
+
+def _check_sizes(infos: dict, rig: Rig) -> None:
+    """A video whose size is not the calibration's would get misplaced overlays: refuse one
+    that differs by more than 2 % (e.g. a half-resolution copy), warn about a few pixels."""
+    for cam, info in infos.items():
+        vw, vh = info.size_px
+        cw, ch = rig[cam].size_px
+        if (vw, vh) == (cw, ch):
+            continue
+        if abs(vw - cw) > 0.02 * cw or abs(vh - ch) > 0.02 * ch:
+            raise InputError(f"the video is {vw}x{vh} px but camera '{cam}' is calibrated at "
+                             f"{cw}x{ch} px; overlays would be misplaced: give the videos the "
+                             "run used", info.path)  # fmt: skip
+        log.warning("camera '%s': video %dx%d px, calibration %dx%d px; drawn at the "
+                    "video's size", cam, vw, vh, cw, ch)
 
 
 def _camera_frame(image, size_px, keypoints2d: Keypoints2D, c: int, t: int, reproj,

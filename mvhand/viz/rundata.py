@@ -96,6 +96,8 @@ def load_run(folder: str | Path, calib: str | Path | None = None,
     hands3d = load_hands3d(h3d_path)
     kp_path = folder / "keypoints2d.npz"
     keypoints2d = load_keypoints(kp_path) if kp_path.is_file() else None
+    if hands3d.views is not None:  # the repaired 2D the 3D was made from (left/right fixed)
+        keypoints2d = hands3d.views.keypoints
     rig = _load_rig(folder, calib, hands3d.units)
     if check:
         check_calibration(rig, hands3d, keypoints2d, calib or folder / "calibration.toml")
@@ -111,9 +113,9 @@ def _load_rig(folder: Path, calib: str | Path | None, units: str) -> Rig:
     if not path.exists():
         hint = "" if calib is not None else "; the run folder has none, pass --calib"
         raise CalibrationError(f"calibration not found{hint}", path)
-    from mvhand.io.calib_convert import load_any_calibration
+    from mvhand.io.calib_convert import load_rig
 
-    return load_any_calibration(path).to_units(units)
+    return load_rig(path, units)
 
 
 def check_calibration(rig: Rig, hands3d: Hands3D, keypoints2d: Keypoints2D | None,
@@ -128,6 +130,8 @@ def check_calibration(rig: Rig, hands3d: Hands3D, keypoints2d: Keypoints2D | Non
     valid = hands3d.valid
     if not valid.any():
         return
+    if hands3d.views is not None:  # compare with the views the 3D used, not raw detections
+        keypoints2d = hands3d.views.inlier_keypoints()
     if keypoints2d is not None:
         absent = [c for c in keypoints2d.cameras if c not in rig.names]
         if absent:

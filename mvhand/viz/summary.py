@@ -43,7 +43,8 @@ def _finger_color(joint: int) -> np.ndarray:
 
 
 def summary_figure(hands3d: Hands3D, keypoints2d: Keypoints2D | None, path: str | Path,
-                   title: str | None = None, fps: float | None = None) -> Path:  # fmt: skip
+                   title: str | None = None, fps: float | None = None,
+                   per_camera: dict | None = None) -> Path:  # fmt: skip
     """Write the summary PNG to ``path`` and return it.
 
     Args:
@@ -52,6 +53,8 @@ def summary_figure(hands3d: Hands3D, keypoints2d: Keypoints2D | None, path: str 
         path: the PNG file.
         title: the figure title (default: "mvhand run summary").
         fps: frame rate for a time axis in seconds (None: frames).
+        per_camera: the report's per-camera consistency figures (median reprojection error,
+            share of rejected views); adds a row of bars, one per camera.
     """
     import matplotlib
 
@@ -59,8 +62,10 @@ def summary_figure(hands3d: Hands3D, keypoints2d: Keypoints2D | None, path: str 
     import matplotlib.pyplot as plt
 
     T, H = hands3d.keypoints3d.shape[:2]
-    fig = plt.figure(figsize=(11.7, 8.3), dpi=110)  # A4 landscape
-    gs = fig.add_gridspec(3, H, height_ratios=[1.1, 1.0, 1.2], hspace=0.55, wspace=0.25)
+    rows = 4 if per_camera else 3
+    fig = plt.figure(figsize=(11.7, 8.3 if rows == 3 else 10.5), dpi=110)  # A4 landscape
+    gs = fig.add_gridspec(rows, H, height_ratios=[1.1, 1.0, 1.2, 0.9][:rows], hspace=0.6,
+                          wspace=0.25)  # fmt: skip
     fig.suptitle(title or "mvhand run summary", fontsize=13)
     x = np.arange(T) / fps if fps else np.arange(T)
     xlabel = "time (s)" if fps else "frame"
@@ -68,11 +73,30 @@ def summary_figure(hands3d: Hands3D, keypoints2d: Keypoints2D | None, path: str 
     for h in range(H):
         _errors(fig.add_subplot(gs[1, h]), hands3d, h)
         _bones(fig.add_subplot(gs[2, h]), hands3d, h, x, xlabel)
+    if per_camera:
+        _cameras(fig.add_subplot(gs[3, :]), per_camera)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _cameras(ax, per_camera: dict) -> None:
+    """Per camera: median reprojection error (bars) and share of rejected views (line)."""
+    names = list(per_camera)
+    err = [per_camera[c]["median_reprojection_error_px"] or 0.0 for c in names]
+    rej = [100 * (per_camera[c]["rejected_share"] or 0.0) for c in names]
+    xs = np.arange(len(names))
+    ax.bar(xs, err, color="#4c72b0", width=0.6)
+    ax.set_xticks(xs, names, fontsize=8)
+    ax.set_ylabel("median reproj. (px)")
+    ax.set_title("per camera: reprojection error of its inlier views (bars), views rejected "
+                 "as outliers (dots, right axis)", fontsize=9)  # fmt: skip
+    twin = ax.twinx()
+    twin.plot(xs, rej, "o", color="#c44e52")
+    twin.set_ylim(0, max(100.0, max(rej, default=0) * 1.1))
+    twin.set_ylabel("rejected (%)")
 
 
 def _completeness(ax, hands3d, keypoints2d, x, xlabel) -> None:
