@@ -85,7 +85,7 @@ def print_rig(rig: Any, title: str) -> list[str]:
 
 @click.group("calib")
 def command() -> None:
-    """Convert camera calibrations to anipose TOML, and inspect them."""
+    """Calibrate a rig (boards, people), convert calibrations to anipose TOML, inspect them."""
 
 
 @command.command("convert")
@@ -132,3 +132,297 @@ def show(cal: Path, fmt: str, in_units: str | None, camera_type: str | None,
     warnings = print_rig(rig, f"{cal.name}: {len(rig)} cameras, units {rig.units}")
     if check and warnings:
         raise SystemExit(1)
+
+
+# ---- calibrating a rig (mvhand.calibrate) --------------------------------------------------
+
+_BOARD = click.option("--board", "board_path", type=click.Path(path_type=Path), required=True,
+                      help="Board definition TOML (see calibration/README.md); caliscope's "
+                      "charuco.toml is read as it is.")  # fmt: skip
+_STEP = click.option("--every", "step", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Look at every N-th video frame only.")
+_MAX_FRAMES = click.option("--max-frames", type=click.IntRange(min=1), default=None,
+                           help="Look at the first N frames of each video only.")
+
+
+def _board(path: Path):
+    from mvhand.calibrate.boards import load_board
+
+    return load_board(path)
+
+
+def _intrinsics_cfg(model: str, max_views: int):
+    from mvhand.calibrate.intrinsics import IntrinsicsConfig
+
+    return IntrinsicsConfig(model=model, max_views=max_views)
+
+
+def _print_intrinsics(results) -> None:
+    from mvhand.calibrate.intrinsics import coverage_fraction
+
+    for r in results:
+        K = r.camera.K
+        click.echo(f"{r.camera.name}: RMS {r.rms_px:.3f} px on {len(r.used)} views (board in "
+                   f"{r.n_candidates}), f = {K[0, 0]:.1f}/{K[1, 1]:.1f} px, c = ({K[0, 2]:.1f}, "
+                   f"{K[1, 2]:.1f}), coverage {100 * coverage_fraction(r):.0f}%"
+                   + (f", dropped views {r.dropped.tolist()}" if len(r.dropped) else ""))
+
+
+def _print_extrinsics(ex) -> None:
+    for n, rms, v, o in zip(ex.rig.names, ex.rms_px, ex.views, ex.offsets, strict=True):
+        shift = f", frame offset {o:+d}" if o else ""
+        click.echo(f"{n}: board RMS {rms:.3f} px on {v} views{shift}")
+
+
+@command.command("intrinsics")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_BOARD
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output TOML.")
+@click.option("--model", type=click.Choice(["pinhole", "fisheye"]), default="pinhole",
+              show_default=True, help="Lens model.")
+@click.option("--max-views", type=click.IntRange(min=4), default=40, show_default=True,
+              help="Views kept per camera by the frame selection.")
+@click.option("--coverage", "coverage_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for <camera>_coverage.png (default: next to --out).")
+@_STEP
+@_MAX_FRAMES
+def intrinsics(sources: tuple[Path, ...], board_path: Path, out: Path, model: str,
+               max_views: int, coverage_dir: Path | None, step: int,
+               max_frames: int | None) -> None:  # fmt: skip
+    """Intrinsics per camera from board images: SOURCES are videos, image folders, or a folder
+    of videos (one camera each, named after the file or folder)."""
+    from mvhand.calibrate import workflow as wf
+    from mvhand.io.calibration import save_calibration
+
+    board = _board(board_path)
+    srcs = wf.expand_sources(sources)
+    dets = wf.detect_all(srcs, board, step, stop=max_frames)
+    cov = coverage_dir if coverage_dir is not None else out.parent
+    results = wf.run_intrinsics(dets, board, _intrinsics_cfg(model, max_views), cov)
+    _print_intrinsics(results)
+    rig = _rig([r.camera for r in results])
+    save_calibration(out, rig, wf.intrinsics_metadata(results, board))
+    click.echo(f"wrote {out}: {len(rig)} cameras (intrinsics only); coverage pictures in {cov}")
+
+
+def _rig(cameras):
+    from mvhand.core.camera import Rig
+
+    return Rig(tuple(cameras), "m")
+
+
+@command.command("extrinsics")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_BOARD
+@click.option("--intrinsics", "intr_path", type=click.Path(path_type=Path), required=True,
+              help="Calibration with the cameras' intrinsics (e.g. from calib intrinsics).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output TOML.")
+@click.option("--refine-intrinsics", is_flag=True,
+              help="Also adjust the intrinsics in the bundle adjustment.")
+@click.option("--max-offset", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Look for per-camera frame offsets up to this many frames (0: trust the sync).")
+@_STEP
+@_MAX_FRAMES
+def extrinsics(videos: tuple[Path, ...], board_path: Path, intr_path: Path, out: Path,
+               refine_intrinsics: bool, max_offset: int, step: int,
+               max_frames: int | None) -> None:  # fmt: skip
+    """Camera poses from a board seen in synchronized VIDEOS (files or a folder; matched to
+    the intrinsics' cameras by file name)."""
+    from mvhand.calibrate import workflow as wf
+    from mvhand.io.calib_convert import load_any_calibration
+    from mvhand.io.calibration import save_calibration
+
+    board = _board(board_path)
+    intr = load_any_calibration(intr_path)
+    srcs = wf.expand_sources(videos)
+    wf.check_lengths(srcs)
+    dets = wf.detect_all(srcs, board, step, stop=max_frames)
+    ex = wf.run_extrinsics(intr, dets, board, refine_intrinsics, max_offset)
+    _print_extrinsics(ex)
+    save_calibration(out, ex.rig, wf.extrinsics_metadata(ex, board))
+    click.echo(f"wrote {out}: {len(ex.rig)} cameras, units m")
+
+
+@command.command("calibrate")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_BOARD
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output TOML.")
+@click.option("--model", type=click.Choice(["pinhole", "fisheye"]), default="pinhole",
+              show_default=True, help="Lens model.")
+@click.option("--max-views", type=click.IntRange(min=4), default=40, show_default=True,
+              help="Views kept per camera for the intrinsics.")
+@click.option("--refine-intrinsics/--fixed-intrinsics", default=True, show_default=True,
+              help="Adjust the intrinsics in the bundle adjustment too.")
+@click.option("--max-offset", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Look for per-camera frame offsets up to this many frames (0: trust the sync).")
+@click.option("--coverage", "coverage_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for <camera>_coverage.png (default: next to --out).")
+@_STEP
+@_MAX_FRAMES
+def calibrate(videos: tuple[Path, ...], board_path: Path, out: Path, model: str, max_views: int,
+              refine_intrinsics: bool, max_offset: int, coverage_dir: Path | None, step: int,
+              max_frames: int | None) -> None:  # fmt: skip
+    """Intrinsics and extrinsics from one set of synchronized board VIDEOS."""
+    from mvhand.calibrate import workflow as wf
+    from mvhand.io.calibration import save_calibration
+
+    board = _board(board_path)
+    srcs = wf.expand_sources(videos)
+    wf.check_lengths(srcs)
+    dets = wf.detect_all(srcs, board, step, stop=max_frames)
+    cov = coverage_dir if coverage_dir is not None else out.parent
+    results = wf.run_intrinsics(dets, board, _intrinsics_cfg(model, max_views), cov)
+    _print_intrinsics(results)
+    ex = wf.run_extrinsics(_rig([r.camera for r in results]), dets, board, refine_intrinsics,
+                           max_offset)  # fmt: skip
+    _print_extrinsics(ex)
+    meta = {**wf.intrinsics_metadata(results, board), **wf.extrinsics_metadata(ex, board)}
+    meta["source"] = "mvhand calib calibrate"
+    save_calibration(out, ex.rig, meta)
+    click.echo(f"wrote {out}: {len(ex.rig)} cameras, units m")
+
+
+def _synced_board(rig, videos, board, step, max_frames, offsets=None):
+    """Detections in videos matched to the rig's cameras: corners (C, F, N, 2)."""
+    from mvhand.calibrate import workflow as wf
+    from mvhand.calibrate.extrinsics import shift_frames, synced_corners
+    from mvhand.errors import InputError
+
+    srcs = wf.expand_sources(videos)
+    by_name = {wf.camera_name(s): s for s in srcs}
+    missing = [n for n in rig.names if n not in by_name]
+    if missing:
+        raise InputError(f"no video for camera(s) {', '.join(missing)} (videos are matched by "
+                         f"file name: {', '.join(sorted(by_name))})")  # fmt: skip
+    dets = [wf.detect_any(by_name[n], board, step, 6, max_frames) for n in rig.names]
+    corners = synced_corners(dets)
+    return shift_frames(corners, offsets) if offsets else corners
+
+
+def _file_offsets(path: Path, rig) -> list[int] | None:
+    import tomllib
+
+    try:
+        meta = tomllib.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    off = meta.get("frame_offsets") if isinstance(meta, dict) else None
+    return [int(off.get(n, 0)) for n in rig.names] if isinstance(off, dict) else None
+
+
+@command.command("check")
+@click.argument("cal", type=click.Path(path_type=Path))
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_BOARD
+@click.option("--figure", type=click.Path(path_type=Path), default=None,
+              help="PNG figure (default: <CAL stem>_check.png next to CAL).")
+@_STEP
+@_MAX_FRAMES
+@click.option("--strict", is_flag=True, help="Exit with status 1 when there are warnings.")
+def check(cal: Path, videos: tuple[Path, ...], board_path: Path, figure: Path | None, step: int,
+          max_frames: int | None, strict: bool) -> None:  # fmt: skip
+    """Check calibration CAL against board VIDEOS: per-camera reprojection of the triangulated
+    board, its square size against the known one, the camera layout, and a figure."""
+    from mvhand.calibrate.check import check_rig, save_figure
+    from mvhand.io.calib_convert import load_any_calibration
+
+    board = _board(board_path)
+    rig = load_any_calibration(cal)
+    corners = _synced_board(rig, videos, board, step, max_frames, _file_offsets(cal, rig))
+    rep = check_rig(rig, board, corners)
+    layout_warnings = print_rig(rig, f"{cal.name}: {len(rig)} cameras, units {rig.units}")
+    for n, rms, med, k, loo in zip(rep.names, rep.rms_px, rep.median_px, rep.n_obs,
+                                   rep.loo_rms_px, strict=True):  # fmt: skip
+        click.echo(f"{n}: board reprojection RMS {rms:.3f} px, median {med:.3f} px "
+                   f"({k} corners); from the other cameras {loo:.3f} px")
+    click.echo(f"square size: {1000 * rep.square_m:.2f} mm triangulated vs "
+               f"{1000 * board.square_size_m:.2f} mm ({100 * rep.square_error:+.2f}%, spread "
+               f"{100 * rep.square_spread:.2f}%)")
+    for w in rep.warnings:
+        click.secho(f"warning: {w}", fg="yellow")
+    fig = figure if figure is not None else cal.with_name(cal.stem + "_check.png")
+    save_figure(fig, rig, rep)
+    click.echo(f"figure: {fig}")
+    if strict and (rep.warnings or layout_warnings):
+        raise SystemExit(1)
+
+
+def _point(text: str) -> list[float]:
+    from mvhand.errors import ConfigError
+
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 3:
+        raise ConfigError(f"a point is three comma-separated numbers 'x,y,z', got {text!r}")
+    return vals
+
+
+@command.command("set-origin")
+@click.argument("cal", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--board", "board_path", type=click.Path(path_type=Path), default=None,
+              help="A board lying on the floor or table: the world origin goes to its corner.")
+@click.option("--videos", type=click.Path(path_type=Path), multiple=True,
+              help="With --board: synchronized videos (or a folder) in which it is seen.")
+@click.option("--frame", type=click.IntRange(min=0), default=None,
+              help="With --board: the frame to use (default: the one where most corners "
+              "triangulate).")
+@click.option("--corner", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --board: the corner that becomes the origin.")
+@click.option("--points", default=None, metavar="O;X;P",
+              help="Three points in CAL's world and units, 'x,y,z;x,y,z;x,y,z': the origin, a "
+              "point on the new +x axis, a point in the new xy plane (floor).")
+@click.option("--up", default=None, metavar="AXIS",
+              help="Only rotate: CAL's axis that points up becomes +z (e.g. -y for a world "
+              "that is a camera's frame).")
+def set_origin(cal: Path, out: Path, board_path: Path | None, videos: tuple[Path, ...],
+               frame: int | None, corner: int, points: str | None, up: str | None) -> None:
+    """Move the world frame of CAL (z up, so that worlds are not upside down) and write OUT."""
+    from mvhand.calibrate import origin as og
+    from mvhand.errors import ConfigError
+    from mvhand.io.calib_convert import load_any_calibration
+    from mvhand.io.calibration import save_calibration
+
+    chosen = [x for x in (board_path, points, up) if x]
+    if len(chosen) != 1:
+        raise ConfigError("give exactly one of --board (with --videos), --points or --up")
+    rig = load_any_calibration(cal)
+    if up:
+        new, how = og.set_up_axis(rig, up), f"rotated: {up} of the old world is +z"
+    elif points:
+        p = [_point(t) for t in points.split(";")]
+        if len(p) != 3:
+            raise ConfigError("--points takes three points separated by ';'")
+        new, how = og.set_origin_points(rig, *p), f"from points {points} (z up)"
+    else:
+        new, how = _origin_from_board(rig, Path(board_path), videos, frame, corner)
+    meta = {"source": f"mvhand calib set-origin from {cal.name}", "world": how}
+    save_calibration(out, new, meta)
+    print_rig(new, f"{out.name}: {len(new)} cameras, units {new.units}")
+    click.echo(f"wrote {out}: world {how}")
+
+
+def _origin_from_board(rig, board_path: Path, videos, frame, corner):
+    import numpy as np
+
+    from mvhand.calibrate import origin as og
+    from mvhand.calibrate.workflow import triangulate_corners
+    from mvhand.errors import ConfigError, InputError
+
+    if not videos:
+        raise ConfigError("--board needs --videos in which the board is seen")
+    board = _board(board_path)
+    corners = _synced_board(rig, videos, board, 1, None)
+    tri = triangulate_corners(rig, corners)
+    n_ok = np.isfinite(tri.points[..., 0]).sum(axis=1)
+    f = int(np.argmax(n_ok)) if frame is None else frame
+    if f >= len(n_ok) or n_ok[f] < 3:
+        raise InputError(f"the board is triangulated at {0 if f >= len(n_ok) else n_ok[f]} "
+                         f"corners in frame {f}; need 3", Path(videos[0]))  # fmt: skip
+    new, scale = og.set_origin_board(rig, board, tri.points[f], corner)
+    if abs(scale - 1) > 0.02:
+        log_scale = f"; the board triangulates {100 * (scale - 1):+.1f}% off its size"
+        click.secho(f"warning: scale{log_scale}", fg="yellow")
+    return new, f"board {board.name} in frame {f}, origin at corner {corner}, z up"
