@@ -8,7 +8,9 @@ hand (IDF1-like), for
 
 - ``people``: ``mvhand.stages.people.reconstruct_people`` (association + robust triangulation
   per person-hand; ``--optimize`` adds the optimizer);
-- ``people, no 3D verify``: the same without the association's 3D verification step;
+- ``per-frame clusters+link``: the association's other mode: every frame clustered from
+  scratch (epipolar affinities, average linkage, 3D verification), clusters linked in 3D
+  afterwards; ``same, no 3D verify`` without the verification step;
 - ``single``: today's single-person path on the same data: per camera and frame the most
   confident person (as the front-end keeps one person per camera), its hands by the
   detector's side guess, the robust triangulation with its swap repair; scored against the
@@ -39,9 +41,8 @@ def single_person_keypoints(det: Detections2D) -> tuple[Keypoints2D, np.ndarray]
     """One person per camera and frame (the highest mean score), hands by side guess; and the
     rows used ``(C, T)`` (-1 none)."""
     C, T = det.n_cameras, det.n_frames
-    conf = np.where(det.body_scores > 0, det.body_scores, np.nan)
-    with np.errstate(all="ignore"):
-        score = np.nan_to_num(np.nanmean(conf, axis=1), nan=0.0)
+    n_body = (det.body_scores > 0).sum(1)
+    score = det.body_scores.sum(1) / np.maximum(n_body, 1)
     score = score + 1e-3 * det.hands_scores.mean((1, 2))
     best = np.full((C, T), -1, dtype=np.int64)
     best_score = np.full((C, T), -np.inf)
@@ -97,11 +98,16 @@ def run_level(level: str, cams: int, frames: int, seed: int, optimize: bool) -> 
     res = reconstruct_people(seq.rig, det, cfg)
     wall = time.perf_counter() - t0
     s = score_people(seq, res.hands3d, res.det_hand_person, res.det_side)
-    print(f"  people                    {_fmt(s, table, walkers)}")
-    nv = dataclasses.replace(cfg, association=AssociationConfig(verify=False))
-    res_nv = reconstruct_people(seq.rig, det, nv)
-    s = score_people(seq, res_nv.hands3d, res_nv.det_hand_person, res_nv.det_side)
-    print(f"  people, no 3D verify      {_fmt(s, table, walkers)}")
+    print(f"  people (follow + cluster) {_fmt(s, table, walkers)}")
+    for label, assoc in (("per-frame clusters+link", AssociationConfig(propagate=False)),
+                         ("  same, no 3D verify", AssociationConfig(propagate=False,
+                                                                    verify=False))):
+        t2 = time.perf_counter()
+        other = reconstruct_people(seq.rig, det, dataclasses.replace(cfg, association=assoc))
+        dt = other.report["timings_s"]["association"]
+        s = score_people(seq, other.hands3d, other.det_hand_person, other.det_side)
+        print(f"  {label:<24}  {_fmt(s, table, walkers)}  (association {dt:.1f} s, "
+              f"total {time.perf_counter() - t2:.1f} s)")  # fmt: skip
     kp, used = single_person_keypoints(det)
     t1 = time.perf_counter()
     single = triangulate(seq.rig, kp)

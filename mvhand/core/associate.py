@@ -137,8 +137,10 @@ def essential_matrices(extrinsics: np.ndarray) -> np.ndarray:
 
 def project_normalized(extrinsics: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Points ``(..., 3)`` into cameras ``(C, 3, 4)``: normalized xy ``(C, ..., 2)``, depth."""
-    pc = np.einsum("cij,...j->c...i", extrinsics[:, :, :3], X)
-    pc = pc + extrinsics[:, :, 3].reshape((len(extrinsics),) + (1,) * (X.ndim - 1) + (3,))
+    C = len(extrinsics)
+    flat = np.asarray(X, dtype=float).reshape(1, -1, 3)
+    pc = np.matmul(flat, np.transpose(extrinsics[:, :, :3], (0, 2, 1))) + extrinsics[:, None, :, 3]
+    pc = pc.reshape((C,) + np.shape(X))
     z = pc[..., 2]
     return pc[..., :2] / np.where(z > 0, z, np.nan)[..., None], z
 
@@ -489,6 +491,9 @@ def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
         first = np.ones(len(order), bool)
         first[1:] = s[order][1:] != s[order][:-1]
         worst = order[first & (err[order] > gate)]
+        # far-off views of a slot whose other views agree leave at once
+        agree = np.bincount(s[err <= gate], minlength=n_slots)
+        worst = np.union1d(worst, np.flatnonzero((err > 3 * gate) & (agree[s] >= 2)))
         if len(worst) == 0:
             break
         mem = np.delete(mem, worst, axis=0)
