@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mvhand.core.camera import Rig
+from mvhand.core.procrustes import procrustes
 from mvhand.core.skeleton import JOINT_NAMES
 
 PCK2D_THRESHOLDS_PX: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0)
@@ -156,19 +157,10 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray, scale: bool = True) -> np
     """
     pred = np.asarray(pred, dtype=float)
     gt = np.asarray(gt, dtype=float)
-    ok = np.isfinite(pred).all(-1) & np.isfinite(gt).all(-1)
-    if ok.sum() == 0:
+    R, t, s = procrustes(pred, gt, scale=scale)
+    if not np.isfinite(s):  # no joint finite in both
         return np.full_like(pred, np.nan)
-    mu_p, mu_g = pred[ok].mean(0), gt[ok].mean(0)
-    if ok.sum() < 3:
-        return pred - mu_p + mu_g
-    P, G = pred[ok] - mu_p, gt[ok] - mu_g
-    U, S, Vt = np.linalg.svd(P.T @ G)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.diag([1.0, 1.0, d])
-    R = U @ D @ Vt  # row-vector convention: aligned = P @ R
-    s = float((S * np.diag(D)).sum() / (P**2).sum()) if scale and (P**2).sum() > 0 else 1.0
-    return s * (pred - mu_p) @ R + mu_g
+    return s * pred @ R.T + t
 
 
 def pa_point_errors(pred: np.ndarray, gt: np.ndarray,
@@ -188,7 +180,8 @@ def pa_point_errors(pred: np.ndarray, gt: np.ndarray,
         gt = np.where(np.asarray(joints, dtype=bool)[:, None], gt, np.nan)
     flat_p = pred.reshape(-1, *pred.shape[-2:])
     flat_g = gt.reshape(-1, *gt.shape[-2:])
-    aligned = np.stack([procrustes_align(p, g) for p, g in zip(flat_p, flat_g, strict=True)])
+    R, t, sc = procrustes(flat_p, flat_g, scale=True)  # batched over hands and frames
+    aligned = sc[:, None, None] * np.einsum("nij,nkj->nki", R, flat_p) + t[:, None]
     aligned = np.where(np.isfinite(flat_p).all(-1, keepdims=True), aligned, np.nan)
     return point_errors(aligned.reshape(pred.shape), gt, joints)
 

@@ -5,7 +5,9 @@ Residuals: per-frame data blocks whose Jacobians are dense ``(R, P)`` and ``(R, 
 plus linear terms (temporal smoothness between linked neighbours, a Gaussian prior on the
 articulation, a prior on ``s``). The frame part of ``J^T J`` is banded (bandwidth ``P``: frame
 t couples only to t +- 1 through the smoothness), so each step is one banded Cholesky
-factorisation and a Schur complement for the few shared parameters: linear in N.
+factorisation and a Schur complement for the few shared parameters: linear in N. The
+iterations run on mvhand's one Levenberg-Marquardt core
+(:func:`mvhand.core.optimize.levenberg_marquardt`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_solve_banded, cholesky_banded
+from scipy.linalg import LinAlgError, cho_solve_banded, cholesky_banded
+
+from mvhand.core.optimize.solver import Damping
+from mvhand.core.optimize.solver import levenberg_marquardt as lm_core
 
 
 @contextlib.contextmanager
@@ -157,28 +162,30 @@ def levenberg_marquardt(data: DataFn, x0: np.ndarray, s0: np.ndarray, t: Terms,
                    iterations, tol, reweight)  # fmt: skip
 
 
+#: The fit's damping schedule: start at 1e-3, x5 after a rejected step, /3 after an accepted
+#: one, 12 tries per iteration.
+_DAMPING = Damping(initial=1e-3, up=5.0, down=3.0, floor=1e-9, ceiling=np.inf, max_tries=12)
+
+
 def _lm(data, x, s, t, iterations, tol, reweight):
-    x = np.clip(x, t.lower, t.upper)
-    s = s.copy()
-    mu = 1e-3
-    for it in range(iterations):
+    """The hand-model fit on mvhand's one Levenberg-Marquardt core."""
+
+    def linearize(state):
         if reweight is not None:
-            reweight(x, s)
-        r, J, Js = data(x, s, True)
-        f0 = cost(data, x, s, t)
-        normal = _normal_equations(r, J, Js, x, s, t)
-        for _ in range(12):
-            dx, ds = _step(*normal, mu, t)
-            xn = np.clip(x + dx, t.lower, t.upper)
-            sn = s + ds
-            f1 = cost(data, xn, sn, t)
-            if f1 < f0:
-                mu = max(mu / 3.0, 1e-9)
-                break
-            mu *= 5.0
-        else:
-            return x, s, it + 1
-        x, s = xn, sn
-        if f0 - f1 < tol * f0:
-            return x, s, it + 1
-    return x, s, iterations
+            reweight(*state)
+        r, J, Js = data(*state, True)
+        return cost(data, *state, t), _normal_equations(r, J, Js, *state, t)
+
+    def solve(normal, mu):
+        try:
+            return _step(*normal, mu, t), 0
+        except LinAlgError:
+            return None, 0
+
+    def apply(state, step):
+        return np.clip(state[0] + step[0], t.lower, t.upper), state[1] + step[1]
+
+    res = lm_core(linearize, solve, apply, lambda st: cost(data, *st, t),
+                  (np.clip(x, t.lower, t.upper), s.copy()), iterations, tol,
+                  _DAMPING, what="hand-model fit")  # fmt: skip
+    return res.state[0], res.state[1], res.iterations
