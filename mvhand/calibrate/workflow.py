@@ -98,6 +98,10 @@ def run_intrinsics(dets: Sequence[Detections], board: Board, cfg: IntrinsicsConf
 def run_extrinsics(intr: Rig, dets: Sequence[Detections], board: Board,
                    refine_intrinsics: bool, max_offset: int) -> ExtrinsicsResult:  # fmt: skip
     """Extrinsics of ``intr``'s cameras from the detections (matched by camera name)."""
+    if board.kind != "charuco":
+        raise InputError(f"extrinsics need a ChArUco board: a checkerboard's corners cannot be "
+                         f"told apart from the other end, so cameras may disagree on their "
+                         f"order ({board.name})")  # fmt: skip
     by_name = {camera_name(d.source): d for d in dets}
     missing = [n for n in intr.names if n not in by_name]
     if missing:
