@@ -29,7 +29,7 @@ from mvhand.core.people import SOURCES, Detections2D
 from mvhand.core.skeleton import bone_lengths
 from mvhand.io.calib_convert import load_rig
 from mvhand.io.video import iter_frames
-from mvhand.stages.people import reconstruct_people
+from mvhand.stages.people import PeopleConfig, reconstruct_people
 
 #: MediaPipe pose-33 indices of the COCO-17 joints.
 POSE33_TO_COCO17 = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
@@ -152,6 +152,7 @@ def main() -> None:
     ap.add_argument("--max-people", type=int, default=4)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--overlay-frames", default="", help="e.g. 10,50,90: PNG overlays")
+    ap.add_argument("--optimize", action="store_true", help="the optimizer per hand too")
     args = ap.parse_args()
     rig = load_rig(args.calib)
     backend = make_backend(BackendConfig(max_people=args.max_people, person_threshold=0.3))
@@ -176,7 +177,7 @@ def main() -> None:
                  body_scores=det.body_scores, hands_px=det.hands_px,
                  hands_scores=det.hands_scores, source=det.source, n_frames=det.n_frames)
     t1 = time.perf_counter()
-    res = reconstruct_people(rig, det)
+    res = reconstruct_people(rig, det, PeopleConfig(optimize=args.optimize))
     t2 = time.perf_counter()
     rep = res.report
     print(f"2D: {t1 - t0:.1f} s; association + 3D: {t2 - t1:.2f} s "

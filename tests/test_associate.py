@@ -219,3 +219,14 @@ def test_detections_validate_shapes():
     with pytest.raises(ValueError, match="frame indices"):
         Detections2D(z, z + 3, np.zeros((2, 17, 2)), np.zeros((2, 17)),
                      np.zeros((2, 2, 21, 2)), np.zeros((2, 2, 21)), z, ("a",), 2)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_optimizer_per_person_hand(l3):
+    seq, res = l3
+    opt = reconstruct_people(seq.rig, seq.detections, PeopleConfig(optimize=True))
+    score = score_people(seq, opt.hands3d, opt.det_hand_person, opt.det_side)
+    base = score_people(seq, res.hands3d, res.det_hand_person, res.det_side)
+    table = np.arange(PEOPLE_PRESETS["L3"].at_table)
+    assert np.nanmax(score["mpjpe_mm"][table]) < np.nanmax(base["mpjpe_mm"][table])
+    np.testing.assert_array_equal(opt.det_hand_person, res.det_hand_person)
