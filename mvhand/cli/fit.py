@@ -63,9 +63,15 @@ def command(hands3d_path: Path, kp_path: Path | None, calib_path: Path | None,
 
     kp, rig = fit_inputs(hands3d, rig)
     result = run_fit(hands3d, cfg, kp, rig)
+    from mvhand.pipeline.fit import fit_summary
+
     folder = RunFolder(out_dir)
+    report = folder.report()
     with folder.transaction(keep=True) as tx:  # adds the fit to a run folder's set
         paths = save_fit(tx.dir, result, cfg.mesh_frames, cfg.mesh_format, config_to_toml(cfg))
+        if report:  # a run folder: its report gains the fit's figures
+            tx.write_report({**{k: v for k, v in report.items() if k != "run_id"},
+                             "fit": fit_summary(result)})  # fmt: skip
     _summary(result)
     click.echo(f"wrote {', '.join(str(out_dir / p.name) for p in paths)}")
 

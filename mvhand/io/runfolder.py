@@ -156,12 +156,15 @@ class RunFolder:
         check_output_dir(self.root)
         sets = self.root / SETS_DIR
         self._remove_leftovers(sets)
-        tx = Transaction(self, new_run_id())
+        set_id = new_run_id()
+        current = self._current_dir() if keep else None
+        # a set carried over stays the same run (its files keep their run_id)
+        run_id = self.report().get("run_id", set_id) if current is not None else set_id
+        tx = Transaction(self, run_id, set_id)
         try:
             tx.dir.mkdir(parents=True)
             tx._pid_file.write_text(str(os.getpid()))
-            if keep:
-                tx.carry_over(self._current_dir())
+            tx.carry_over(current)
             yield tx
             self._publish(tx)
         except OSError as exc:
@@ -193,12 +196,12 @@ class RunFolder:
 
     def _publish(self, tx: Transaction) -> None:
         sets = self.root / SETS_DIR
-        final = sets / tx.run_id
+        final = sets / tx.set_id
         tx._pid_file.unlink(missing_ok=True)
         os.replace(tx.dir, final)
         old = self._current_dir()
-        link_tmp = sets / f".{CURRENT}.{tx.run_id}"
-        os.symlink(tx.run_id, link_tmp)
+        link_tmp = sets / f".{CURRENT}.{tx.set_id}"
+        os.symlink(tx.set_id, link_tmp)
         os.replace(link_tmp, sets / CURRENT)  # the one atomic step
         names = {p.name for p in final.iterdir() if not p.name.startswith(".")}
         for name in names:
@@ -233,10 +236,11 @@ class RunFolder:
 class Transaction:
     """The staging folder of one set; writers ask it for their paths."""
 
-    def __init__(self, folder: RunFolder, run_id: str) -> None:
+    def __init__(self, folder: RunFolder, run_id: str, set_id: str | None = None) -> None:
         self.folder = folder
-        self.run_id = run_id
-        self.dir = folder.root / SETS_DIR / f"{run_id}.partial"
+        self.run_id = run_id  # what the files say (kept when a set is extended)
+        self.set_id = set_id or run_id  # the set's folder under .sets
+        self.dir = folder.root / SETS_DIR / f"{self.set_id}.partial"
         self._pid_file = self.dir / ".pid"
 
     def path(self, role: str) -> Path:

@@ -27,6 +27,7 @@ from mvhand.core.camera import Rig
 from mvhand.core.data import Hands3D, Keypoints2D
 from mvhand.core.skeleton import BONES
 from mvhand.errors import InputError
+from mvhand.io.runfolder import RunFolder
 from mvhand.viz.geometry import bone_rgb, joint_rgb
 
 log = logging.getLogger(__name__)
@@ -342,7 +343,7 @@ def load_tracks(run_dir: str | Path, keypoints2d: Keypoints2D
     run_dir = Path(run_dir)
     C, T, H = keypoints2d.keypoints_px.shape[:3]
     extra: dict[str, np.ndarray] = {}
-    path = run_dir / "keypoints2d.npz"
+    path = RunFolder(run_dir).path("keypoints2d")
     if path.is_file():
         with np.load(path, allow_pickle=False) as d:
             extra = {k: d[k] for k in ("boxes", "track_ids") if k in d.files}
@@ -358,7 +359,7 @@ def _cached_track_ids(run_dir: Path, cameras: Sequence[str], shape: tuple[int, i
                       ) -> np.ndarray | None:  # fmt: skip
     out = []
     for cam in cameras:
-        path = run_dir / "cache" / f"{cam}.npz"
+        path = RunFolder(run_dir).cache_dir / f"{cam}.npz"
         try:
             with np.load(path, allow_pickle=False) as d:
                 ids = d["track_id"] if "track_id" in d.files else None

@@ -21,6 +21,7 @@ from mvhand.core.data import Hands3D, Keypoints2D
 from mvhand.errors import CalibrationError, InputError
 from mvhand.io.keypoints import load_keypoints
 from mvhand.io.results import load_hands3d
+from mvhand.io.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,12 @@ def load_run(folder: str | Path, calib: str | Path | None = None,
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("run folder not found (give the output folder of `mvhand run`)", folder)
-    h3d_path = folder / "hands3d.npz"
+    h3d_path = RunFolder(folder).path("hands3d")
     if not h3d_path.is_file():
         raise InputError("this folder holds no 3D results (hands3d.npz); give the output "
                          "folder of `mvhand run` or `mvhand triangulate`", folder)  # fmt: skip
     hands3d = load_hands3d(h3d_path)
-    kp_path = folder / "keypoints2d.npz"
+    kp_path = RunFolder(folder).path("keypoints2d")
     keypoints2d = load_keypoints(kp_path) if kp_path.is_file() else None
     if hands3d.views is not None:  # the repaired 2D the 3D was made from (left/right fixed)
         keypoints2d = hands3d.views.keypoints
@@ -109,7 +110,7 @@ def load_run(folder: str | Path, calib: str | Path | None = None,
 
 
 def _load_rig(folder: Path, calib: str | Path | None, units: str) -> Rig:
-    path = Path(calib) if calib is not None else folder / "calibration.toml"
+    path = Path(calib) if calib is not None else RunFolder(folder).path("calibration")
     if not path.exists():
         hint = "" if calib is not None else "; the run folder has none, pass --calib"
         raise CalibrationError(f"calibration not found{hint}", path)
@@ -164,7 +165,7 @@ def check_calibration(rig: Rig, hands3d: Hands3D, keypoints2d: Keypoints2D | Non
 
 
 def _read_report(folder: Path) -> dict:
-    path = folder / "report.json"
+    path = RunFolder(folder).path("report")
     if not path.is_file():
         return {}
     try:
