@@ -19,6 +19,7 @@ from mvhand.bench.render.scene import (
     static_scene,
 )
 from mvhand.bench.render.sequence import RenderConfig, render_sequence
+from mvhand.bench.render.closeup import render_open_hand
 from mvhand.bench.render.skin import WEBXR_21, load_hand
 from mvhand.core.synthetic import hand_pose, look_at
 
@@ -185,33 +186,6 @@ def test_visibility_agrees_with_a_ray_cast_depth_test(rendered):
     assert total > 100
     assert agree / total > 0.95, agree / total
     assert {"visible", "self"} <= kinds
-
-
-def render_open_hand(side: str, sign: float, size_px=(480, 640), focal=600.0):
-    """The mesh's rest pose (an open hand) over the table, seen from 45 cm in front of (sign 1)
-    or behind (-1) the palm, fingers up: image, camera, truth joints."""
-    from mvhand.bench.render.camera_render import render_frame
-    from mvhand.bench.render.geometry import make_mesh
-    from mvhand.bench.render.scene import SKIN, surgical_lights
-
-    hand = load_hand(side)
-    rest21 = hand.joints21(hand.rest)
-    offset = np.array([-0.07, 0.14, 1.06]) - rest21[0]
-    joints = rest21 + offset
-    mesh = make_mesh(hand.mesh.vertices + offset, hand.mesh.normals, hand.mesh.faces,
-                     Material(SKIN["light"], 0.08, 15.0), HAND_ID)  # fmt: skip
-    normal = np.cross(joints[5] - joints[0], joints[17] - joints[0])
-    normal /= np.linalg.norm(normal)
-    centre = joints[[0, 5, 9, 13, 17]].mean(0)
-    up = joints[9] - joints[0]
-    cam = look_at("c", centre + sign * 0.45 * normal, centre, size_px, focal,
-                  up=up / np.linalg.norm(up))  # fmt: skip
-    rng = np.random.default_rng(0)
-    scene = static_scene(rng)
-    lights = surgical_lights(rng, 1.0)
-    static = render_static(cam, scene, lights, 1.0)
-    image, _, _ = render_frame(cam, static, mesh, lights, 1.0, rng)
-    return image, cam, joints
 
 
 @pytest.mark.slow

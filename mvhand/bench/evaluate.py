@@ -64,6 +64,9 @@ class SequenceScores:
         oks: ``(N,)`` OKS of each 2D hand prediction on labeled images (NaN: no such hand).
         oks_scores: ``(N,)`` their confidences; n_gt: annotated hands (for AP).
         time_s: the method's run time on the sequence, if measured.
+        err2d_all_px: ``(C, T, 2, 21)`` 2D predictions against the dense 2D truth of every
+            frame (``truth_2d.npz``, rendered sets), visible joints only (NaN elsewhere).
+        err2d_hidden_px: the same for the joints that are in the image but hidden.
     """
 
     sequence: str
@@ -77,6 +80,8 @@ class SequenceScores:
     n_gt: int = 0
     time_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    err2d_all_px: np.ndarray | None = None
+    err2d_hidden_px: np.ndarray | None = None
 
 
 def _fit_frames(points: np.ndarray, n_frames: int, what: str, notes: list[str]) -> np.ndarray:
@@ -152,6 +157,32 @@ def score_2d(seq: SequenceData, pred: Keypoints2D, cfg: EvalConfig, notes: list[
     return err, o, conf, int(annotated.sum())
 
 
+def score_2d_dense(seq: SequenceData, pred: Keypoints2D, cfg: EvalConfig, notes: list[str]):
+    """2D errors on every frame against ``truth_2d.npz``: ``(visible, hidden)`` joints, each
+    ``(C, T, 2, 21)`` px, NaN where the joint is not in that group; (None, None) without it."""
+    from mvhand.bench.dataset import load_truth2d
+
+    if seq.truth2d_path is None:
+        return None, None
+    truth = load_truth2d(seq.truth2d_path)
+    T = seq.info.n_frames
+    kp = np.full((len(seq.rig), T, N_PRIMARY_HANDS, 21, 2), np.nan)
+    for c, name in enumerate(seq.rig.names):
+        if name in pred.cameras and name in truth.cameras:
+            k2 = _fit_frames(pred.keypoints_px[pred.cameras.index(name)], T, "2D prediction",
+                             notes)  # fmt: skip
+            kp[c] = _primary(k2, pred.hands, "the 2D prediction", notes)
+    order = [truth.cameras.index(n) if n in truth.cameras else -1 for n in seq.rig.names]
+    gt = truth.keypoints_px[order][:, :, :N_PRIMARY_HANDS]
+    vis = truth.visibility[order][:, :, :N_PRIMARY_HANDS]
+    vis = np.where(np.array(order)[:, None, None, None] >= 0, vis, 0)
+    out = []
+    for flag in (2, 1):
+        g = np.where((vis == flag)[..., None], gt, np.nan)
+        out.append(metrics.point_errors(kp, g, cfg.joints))
+    return out[0], out[1]
+
+
 def score_sequence(seq: SequenceData, pred3d: Hands3D | None = None,
                    pred2d: Keypoints2D | None = None, cfg: EvalConfig = DEFAULT_EVAL,
                    time_s: float | None = None) -> SequenceScores:  # fmt: skip
@@ -162,12 +193,14 @@ def score_sequence(seq: SequenceData, pred3d: Hands3D | None = None,
         err, pa, reproj = score_3d(seq, pred3d, cfg, notes)
     err2d = oks = conf = None
     n_gt = 0
+    dense = hidden = None
     if pred2d is not None:
         err2d, oks, conf, n_gt = score_2d(seq, pred2d, cfg, notes)
+        dense, hidden = score_2d_dense(seq, pred2d, cfg, notes)
     for note in dict.fromkeys(notes):
         log.warning("%s: %s", seq.name, note)
     return SequenceScores(seq.name, seq.info.level, err, pa, reproj, err2d, oks, conf, n_gt,
-                          time_s, list(dict.fromkeys(notes)))  # fmt: skip
+                          time_s, list(dict.fromkeys(notes)), dense, hidden)  # fmt: skip
 
 
 def missed_3d(seq: SequenceData) -> Hands3D:
@@ -217,8 +250,10 @@ def summarize(scores: list[SequenceScores], cfg: EvalConfig = DEFAULT_EVAL) -> d
     """Pooled metrics over sequences: every joint of every frame weighs the same.
 
     Keys: ``mpjpe_mm``, ``pa_mpjpe_mm``, ``mpck3d``, ``pck3d@<t>mm``, ``completeness3d``,
-    ``reproj_px``, ``mje_px``, ``mpck2d``, ``pck2d@<t>px``, ``ap``, ``time_s`` (sum),
-    each NaN when it does not apply.
+    ``reproj_px``, ``mje_px``, ``mpck2d``, ``pck2d@<t>px``, ``ap``, ``time_s`` (sum); with a
+    dense 2D truth (rendered sets) ``mje_all_px``, ``mpck2d_all`` and ``found2d_all`` (every
+    frame, visible joints) and ``mje_hidden_px`` (joints hidden in the view); each NaN when it
+    does not apply.
     """
     out: dict[str, float] = {}
     e3 = _concat([s.err3d_mm for s in scores])
@@ -236,6 +271,12 @@ def summarize(scores: list[SequenceScores], cfg: EvalConfig = DEFAULT_EVAL) -> d
     conf = _concat([s.oks_scores for s in scores])
     n_gt = sum(s.n_gt for s in scores)
     out["ap"] = metrics.average_precision(oks, conf, n_gt) if oks is not None else np.nan
+    dense = _concat([s.err2d_all_px for s in scores])
+    out["mje_all_px"] = metrics.mean_error(dense) if dense is not None else np.nan
+    out["mpck2d_all"] = _pck_columns(dense, cfg.pck2d_px, "2d", "px")["mpck2d"]
+    out["found2d_all"] = (100 * metrics.completeness(dense)) if dense is not None else np.nan
+    hidden = _concat([s.err2d_hidden_px for s in scores])
+    out["mje_hidden_px"] = metrics.mean_error(hidden) if hidden is not None else np.nan
     times = [s.time_s for s in scores if s.time_s is not None]
     out["time_s"] = float(sum(times)) if times else np.nan
     return out

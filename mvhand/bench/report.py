@@ -38,6 +38,10 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("mje_px", "2D MJE px", 1),
     ("mpck2d", "mPCK2D %", 1),
     ("ap", "OKS AP", 1),
+    ("mje_all_px", "2D MJE all frames px", 1),
+    ("mpck2d_all", "mPCK2D all %", 1),
+    ("found2d_all", "2D found all %", 1),
+    ("mje_hidden_px", "2D MJE hidden px", 1),
     ("time_s", "time s", 2),
 )
 

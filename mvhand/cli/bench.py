@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mvhand.cli.common import set_option
 from mvhand.cli.eval import eval_config, exclude_option, print_summary
 
 
@@ -146,6 +147,41 @@ def render(out_dir: Path, levels: str, frames: int, fps: float, seed: int, keyfr
     start = time.perf_counter()
     for p in render_benchmark(out_dir, _levels(levels), cfg, progress):
         click.echo(f"wrote {p} ({time.perf_counter() - start:.0f} s so far)")
+
+
+@command.command("detect")
+@click.option("--dataset", required=True, type=click.Path(path_type=Path),
+              help="Rendered (or any) benchmark dataset with videos/ per sequence.")
+@click.option("--runs", "runs_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the pipeline runs, one RUNS/<sequence>/ each (`mvhand eval "
+              "--dataset DATASET --pred RUNS` scores them).")  # fmt: skip
+@click.option("--pipeline", "pipeline_path", type=click.Path(path_type=Path), default=None,
+              help="Pipeline config TOML (default: pipelines/default.toml).")
+@set_option
+def detect(dataset: Path, runs_dir: Path, pipeline_path: Path | None,
+           overrides: tuple[str, ...]) -> None:  # fmt: skip
+    """Run `mvhand run` on every sequence's videos and keep its 2D as detections_2d.npz.
+
+    The same 2D front-end's output is then the input of `mvhand bench baselines`.
+    """
+    import shutil
+    import time
+
+    from mvhand.bench.dataset import DETECTIONS_FILE, load_dataset
+    from mvhand.pipeline.config import load_pipeline
+    from mvhand.pipeline.run import run_pipeline
+
+    cfg = load_pipeline(pipeline_path, overrides)
+    for seq in load_dataset(dataset):
+        if not seq.videos:
+            click.secho(f"{seq.name}: no videos, skipped", fg="yellow", err=True)
+            continue
+        out = runs_dir / seq.name
+        start = time.perf_counter()
+        run_pipeline(seq.root / "calibration.toml", seq.root / "videos", out, cfg)
+        shutil.copyfile(out / "keypoints2d.npz", seq.root / DETECTIONS_FILE)
+        click.echo(f"{seq.name}: {time.perf_counter() - start:.0f} s; wrote {out} and "
+                   f"{seq.root / DETECTIONS_FILE}")  # fmt: skip
 
 
 @command.command("baselines")

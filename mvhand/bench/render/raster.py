@@ -119,7 +119,8 @@ def rasterize(xy_px: np.ndarray, z_m: np.ndarray, faces: np.ndarray,
     faces = np.asarray(faces, np.int64)
     tz = z_m[faces]
     txy = xy_px[faces]  # (F, 3, 2)
-    finite = np.isfinite(txy).all((1, 2))
+    # points far outside the image (or behind the camera) would overflow the pixel indices
+    finite = np.isfinite(txy).all((1, 2)) & (np.abs(txy) < 1e7).all((1, 2))
     txy = np.where(finite[:, None, None], txy, 0.0)
     hi = np.floor(txy.max(1)).astype(np.int64)
     lo = np.ceil(txy.min(1)).astype(np.int64)
