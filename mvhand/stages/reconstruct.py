@@ -75,24 +75,9 @@ def run_reconstruct(kp: Keypoints2D, rig: Rig, cfg: ReconstructConfig = Reconstr
     timings = {"triangulation": t1 - t0}
     final = tri
     if cfg.optimizer.enabled:
-        final = _optimize(rig, tri, cfg.optimizer, kp.fps)
+        final = optimize(rig, tri, cfg.optimizer, fps=kp.fps)
         timings["optimization"] = time.perf_counter() - t1
     return ReconstructResult(final, tri, timings)
-
-
-def _optimize(rig: Rig, tri: Hands3D, cfg: OptimizerConfig, fps: float | None) -> Hands3D:
-    # TEMPORARY bridge while the optimizer moves to optimize(rig, init: Hands3D, cfg, fps)
-    import inspect
-
-    params = list(inspect.signature(optimize).parameters)
-    if params[1] != "keypoints_px":
-        return optimize(rig, tri, cfg, fps=fps)
-    v = tri.views
-    opt = optimize(rig, v.keypoints.keypoints_px, v.keypoints.scores, tri.keypoints3d, v.inliers,
-                   cfg, fps=fps)  # fmt: skip
-    return tri.replace(keypoints3d=opt.points3d, reprojection_error_px=opt.reprojection_error_px,
-                       n_views=opt.n_views, score=opt.score, bone_lengths=opt.bone_lengths,
-                       info=opt.info)  # fmt: skip
 
 
 def _nan_stat(fn, values: np.ndarray) -> float | None:
