@@ -22,6 +22,7 @@ from mvhand.core.associate import (
     associate,
     epipolar_distances,
     essential_matrices,
+    linear_triangulation,
 )
 from mvhand.core.people import Detections2D
 from mvhand.core.synthetic import make_or_rig
@@ -58,6 +59,23 @@ def test_convention_essential_matrix_epipolar_constraint():
     assert np.abs(da).max() < 1e-9 and np.abs(db).max() < 1e-9
     da, db = epipolar_distances(ess, ca, cb, xy[ca], xy[cb] + 0.01)  # off the lines
     assert (da > 1e-4).all() and (db > 1e-4).all()
+
+
+def test_linear_triangulation_matches_dlt():
+    from mvhand.core.triangulate import dlt
+
+    rig = make_or_rig(5)
+    X = np.random.default_rng(3).normal([0, 0, 1.0], 0.2, (4, 7, 3))
+    xy = rig.undistort(rig.project(X))
+    w = np.random.default_rng(4).uniform(0.2, 1.0, xy.shape[:-1])
+    np.testing.assert_allclose(linear_triangulation(rig.extrinsics, xy, w), X, atol=1e-9)
+    noisy = xy + np.random.default_rng(5).normal(0, 1e-3, xy.shape)
+    w[2:, 0, 0] = 0.0  # two views
+    w[1:, 0, 1] = 0.0  # one view: no point
+    got = linear_triangulation(rig.extrinsics, noisy, w)
+    ref = dlt(rig.extrinsics, noisy, w)
+    np.testing.assert_allclose(got[np.isfinite(ref)], ref[np.isfinite(ref)], atol=2e-3)
+    assert np.isnan(got[0, 1]).all() and np.isnan(ref[0, 1]).all()
 
 
 def test_l3_every_person_and_hand_found(l3):

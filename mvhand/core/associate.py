@@ -53,7 +53,6 @@ from mvhand.core.camera import UNIT_SCALE_M, Rig
 from mvhand.core.people import ARM_CHAIN, BODY_MIRROR, Detections2D
 from mvhand.core.skeleton import N_JOINTS
 from mvhand.core.tracks3d import link_tracks, orient_tracks
-from mvhand.core.triangulate import dlt
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +167,35 @@ def epipolar_distances(ess: np.ndarray, ca: np.ndarray, cb: np.ndarray, xa: np.n
         db = np.abs(alg) / np.hypot(lb[..., 0], lb[..., 1])
         da = np.abs(alg) / np.hypot(la[..., 0], la[..., 1])
     return da, db
+
+
+def linear_triangulation(E: np.ndarray, xy: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted linear triangulation of normalized points ``xy (C, ..., 2)`` with weights
+    ``w (C, ...)`` in cameras ``E (C, 3, 4)``: ``(..., 3)``, NaN with fewer than two views.
+
+    The inhomogeneous least-squares form of the DLT (3x3 normal equations per point): the
+    same point as :func:`mvhand.core.triangulate.dlt` for exact data and nearly the same with
+    noise, without its per-call normalization, which dominates the cost for the few points of
+    one frame.
+    """
+    C = len(E)
+    batch = xy.shape[1:-1]
+    x = xy.reshape(C, -1, 2)
+    ww = np.where(np.isfinite(x).all(-1), w.reshape(C, -1), 0.0)
+    x = np.nan_to_num(x)
+    P = E[:, None]  # (C, 1, 3, 4)
+    rows = x[..., :, None] * P[..., 2:3, :] - P[..., :2, :]  # (C, N, 2, 4)
+    n = x.shape[1]
+    A = np.transpose(rows, (1, 0, 2, 3)).reshape(n, 2 * C, 4)  # (N, 2C, 4)
+    Aw = A * np.repeat(ww.T, 2, axis=1)[..., None]
+    Mv = np.matmul(np.transpose(Aw[..., :3], (0, 2, 1)), A)  # (N, 3, 4)
+    M, v = Mv[..., :3], Mv[..., 3]
+    ok = ((ww > 0).sum(0) >= 2) & (np.abs(np.linalg.det(M)) > 1e-12 * np.abs(M).max(
+        axis=(1, 2)) ** 3)  # fmt: skip
+    X = np.full((x.shape[1], 3), np.nan)
+    if ok.any():
+        X[ok] = np.linalg.solve(M[ok], -v[ok][..., None])[..., 0]
+    return X.reshape(*batch, 3)
 
 
 def detection_size(xy: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -320,7 +348,7 @@ def _triangulate_groups(E: np.ndarray, cams: np.ndarray, group: np.ndarray, xy: 
     XY, W = _scatter(len(E), n_groups, cams, group, xy, w)
     if n_groups == 0:
         return np.zeros((0, xy.shape[1], 3))
-    return dlt(E, XY, W)
+    return linear_triangulation(E, XY, W)
 
 
 def _renumber(group: np.ndarray) -> tuple[np.ndarray, int]:
@@ -487,7 +515,7 @@ def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
         n, k, s = mem[:, 0], mem[:, 1], mem[:, 2]
         XY, W = np.zeros((C, n_slots, N_JOINTS, 2)), np.zeros((C, n_slots, N_JOINTS))
         XY[st.cams[n], s], W[st.cams[n], s] = np.nan_to_num(st.xy[n, k]), st.w[n, k]
-        X = dlt(st.E, XY, W)
+        X = linear_triangulation(st.E, XY, W)
         proj, z = project_normalized(st.E, X)
         c = st.cams[n]
         e = np.linalg.norm(proj[c, s] - st.xy[n, k], axis=-1) * z[c, s] / st.hand_len
