@@ -135,6 +135,18 @@ def test_pool_batch_equals_serial_runs_contains_failure_and_resumes(scene_root, 
     assert_same_outputs(out / "case02", tmp_path / "case02")
 
 
+def test_a_failing_task_fails_only_its_recording(scene_root, tmp_path):
+    scene, root, _ = scene_root
+    out = tmp_path / "out"
+    (out / "case02").mkdir(parents=True)
+    (out / "case02" / "cache").write_text("a file where the cache folder should be")
+    res = run_batch(root, out, cfg(), engine="pool", workers=2, frames=FRAMES,
+                    backend_factory=Factory(scene))  # fmt: skip
+    rows = {r["recording"].split("/")[-1]: r for r in res.rows}
+    assert rows["case02"]["status"] == "failed" and "camera 'cam" in rows["case02"]["error"]
+    assert rows["case01"]["status"] == "ok" and rows["trial1"]["status"] == "ok"
+
+
 def test_batch_writes_configured_exports(scene_root, tmp_path):
     scene, root, _ = scene_root
     c = load_pipeline(None, FAST + ["export.formats=['trc', 'anipose']"])
@@ -154,17 +166,20 @@ def test_ray_batch_equals_serial_runs(scene_root, tmp_path):
     scene, root, _ = scene_root
     # the scripted backend lives in a test module the Ray workers cannot import: send it
     cloudpickle.register_pickle_by_value(sys.modules["test_run_pipeline"])
+    (tmp_path / "out" / "case02").mkdir(parents=True)  # its camera tasks will fail
+    (tmp_path / "out" / "case02" / "cache").write_text("a file where the cache folder goes")
     try:
         res = run_batch(root, tmp_path / "out", cfg(), engine="ray", workers=2, frames=FRAMES,
                         backend_factory=Factory(scene))  # fmt: skip
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules["test_run_pipeline"])
-    assert res.engine == "ray" and res.failed == ["broken"]
-    for name in RECORDINGS:
+    assert res.engine == "ray" and res.failed == ["broken", "case02"]
+    assert "camera 'cam" in next(r for r in res.rows if r["recording"] == "case02")["error"]
+    for name in ("case01", "session/P1/trial1"):
         serial = serial_run(scene, root, name, tmp_path / name)
         assert_same_outputs(tmp_path / "out" / name, serial.out_dir)
     report = json.loads((tmp_path / "out" / "batch.json").read_text())
-    assert report["engine"] == "ray" and report["camera_frames"] == 3 * 3 * 12
+    assert report["engine"] == "ray" and report["camera_frames"] == 2 * 3 * 12
 
 
 def test_cli_batch(scene_root, tmp_path, monkeypatch):

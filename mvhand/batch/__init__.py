@@ -41,7 +41,8 @@ class BatchResult:
         rows: one summary row per recording (see ``ROW_KEYS``), in recording order.
         engine: "ray" or "pool".
         wall_s: the batch's wall time.
-        camera_frames: camera-frames processed by this call (cached ones not counted).
+        camera_frames: camera-frames processed by this call for the recordings that finished
+            (cached cameras not counted).
         skipped: recordings finished earlier with the same inputs (nothing done).
     """
 
@@ -116,7 +117,8 @@ def run_batch(root: str | Path, out_root: str | Path, cfg: PipelineConfig | None
         r = results.get(plan.rec.name, "not run")
         rows[plan.rec.name] = r if isinstance(r, dict) else failed_row(plan, r)
     ordered = [rows[p.rec.name] for p in plans]
-    cam_frames = sum(len(p.todo) * p.n_frames for p in runnable)
+    cam_frames = sum(len(p.todo) * p.n_frames for p in runnable
+                     if rows[p.rec.name]["status"] == "ok")  # fmt: skip
     result = BatchResult(ordered, engine, time.perf_counter() - t0, cam_frames, skipped)
     write_summary(out, result)
     return result
