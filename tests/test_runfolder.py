@@ -187,3 +187,14 @@ def test_kill_minus_nine_at_random_points_leaves_a_complete_set(tmp_path):
 
 def test_names_are_the_only_place_files_are_named():
     assert len(set(NAMES.values())) == len(NAMES)
+
+
+def test_extending_a_folder_of_an_older_mvhand_keeps_its_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "hands3d.csv").write_text("old results")
+    folder = RunFolder(out)
+    with folder.transaction(keep=True) as tx:
+        write_text_atomic(tx.path("hand_model"), "fit")
+    assert (out / "hands3d.csv").read_text() == "old results"
+    assert (out / "hands3d.csv").is_symlink() and (out / "hand_model.npz").read_text() == "fit"

@@ -40,11 +40,43 @@ def command(run_dir: Path, videos_dir: Path, out_dir: Path | None, no_grid: bool
     for problem in match.problems():
         click.secho(f"warning: {problem}", fg="yellow", err=True)
     boxes, track_ids = load_tracks(run.folder, run.keypoints2d)
-    out_dir = out_dir or run.folder / "overlay"
     with Progress(transient=True) as bar:
         task = bar.add_task("overlays", total=run.n_frames)
-        paths = write_overlays(out_dir, match.videos, run.keypoints2d, run.hands3d, run.rig,
-                               run.frame_indices, grid=not no_grid,
-                               progress=lambda done, _n: bar.update(task, completed=done),
-                               boxes=boxes, track_ids=track_ids, min_score=min_score)  # fmt: skip
+
+        def write(folder: Path) -> list[Path]:
+            return write_overlays(folder, match.videos, run.keypoints2d, run.hands3d, run.rig,
+                                  run.frame_indices, grid=not no_grid,
+                                  progress=lambda done, _n: bar.update(task, completed=done),
+                                  boxes=boxes, track_ids=track_ids,
+                                  min_score=min_score)  # fmt: skip
+
+        paths, out_dir = _staged(run.folder, out_dir, write)
     click.echo(f"wrote {len(paths)} videos to {out_dir}: {', '.join(p.name for p in paths)}")
+
+
+def _staged(run_folder: Path, out_dir: Path | None, write) -> tuple[list[Path], Path]:
+    """Write the videos where an interruption leaves no half-written ones: into the run's
+    next output set (default), or into a sibling folder renamed into place at the end."""
+    import os
+    import shutil
+
+    from mvhand.io.runfolder import RunFolder
+
+    if out_dir is None:
+        folder = RunFolder(run_folder)
+        with folder.transaction(keep=True) as tx:
+            staged = tx.path("overlay")
+            shutil.rmtree(staged, ignore_errors=True)  # never write into the old set's files
+            paths = write(staged)
+        final = folder.path("overlay")
+        return [final / p.name for p in paths], final
+    tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        paths = write(tmp)
+        if out_dir.is_dir():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [out_dir / p.name for p in paths], out_dir

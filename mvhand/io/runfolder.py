@@ -164,7 +164,8 @@ class RunFolder:
         try:
             tx.dir.mkdir(parents=True)
             tx._pid_file.write_text(str(os.getpid()))
-            tx.carry_over(current)
+            if keep:
+                tx.carry_over(self._set_files(current))
             yield tx
             self._publish(tx)
         except OSError as exc:
@@ -177,6 +178,16 @@ class RunFolder:
             raise
 
     # ------------------------------------------------------------------ internals
+
+    def _set_files(self, current: Path | None) -> list[Path]:
+        """The current set's files; for a folder written by an older mvhand (plain files, no
+        sets) its known output files."""
+        if current is not None:
+            return [p for p in current.iterdir() if not p.name.startswith(".")]
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.iterdir() if not p.is_symlink() and (
+            p.name in NAMES.values() or p.name.startswith("mesh_"))]
 
     def _current_dir(self) -> Path | None:
         cur = self.root / SETS_DIR / CURRENT
@@ -259,14 +270,10 @@ class Transaction:
 
         write_text_atomic(self.path("config"), f"# mvhand run {self.run_id}\n{toml_text}")
 
-    def carry_over(self, current: Path | None) -> None:
+    def carry_over(self, files: list[Path]) -> None:
         """Hard-link (or copy) the current set's files into the staging folder. Writers
         replace files atomically (new inode), so the old set's files are never modified."""
-        if current is None:
-            return
-        for src in current.iterdir():
-            if src.name.startswith("."):
-                continue
+        for src in files:
             dst = self.dir / src.name
             if src.is_dir():
                 shutil.copytree(src, dst, copy_function=_link_or_copy)
