@@ -174,8 +174,11 @@ def _paper_window(hand, active: np.ndarray, cams, x0: np.ndarray) -> np.ndarray:
                 + w_shape * float(res @ res) / n_shape)  # fmt: skip
         return cost, np.where(active[..., None], g, 0.0).ravel()
 
-    res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
-                   options={"maxiter": PAPER_ITERATIONS})  # fmt: skip
+    from mvhand.fit.solver import single_threaded_blas
+
+    with single_threaded_blas():  # L-BFGS-B's small products: BLAS threads only spin
+        res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
+                       options={"maxiter": PAPER_ITERATIONS})  # fmt: skip
     return res.x.reshape(x0.shape)
 
 

@@ -54,7 +54,7 @@ class OptimizerConfig:
         ge=0, le=MAX_WEIGHT,
     )  # fmt: skip
     w_smoothness: float = param(
-        0.5,
+        0.1,
         "Weight of each joint's squared acceleration (velocity) in units of 1000 mm/s^2 "
         "(100 mm/s), for a hand that moves at that reference rate (see smoothness_adaptivity); "
         "cross-validation scales it per hand.",

@@ -26,8 +26,8 @@ from mvhand.core.optimize.residuals import Cameras, HandData
 
 #: Powers of 4 tried as the smoothness weight's multiplier, and as the bone weight's (whose
 #: lowest step switches the term off).
-SMOOTHNESS_POWERS = (-3, 4)
-BONE_POWERS = (-3, 2)
+SMOOTHNESS_POWERS = (-3, 6)
+BONE_POWERS = (-3, 4)
 #: From how many cameras the halves scheme replaces leave-one-camera-out.
 HALVES_FROM = 8
 #: Cameras held out in turn at most (those that see the hand most): the cost of leaving one
@@ -36,7 +36,7 @@ MAX_FOLDS = 4
 #: A weight moves from its configured value only when the held-out error falls by more than
 #: this fraction per step (the held-out camera's own noise dominates its error, so real gains
 #: in 3D show as fractions of a percent; smaller differences are noise) ...
-MIN_GAIN = 0.005
+MIN_GAIN = 0.0
 #: ... and by more than this (px): on noiseless input every error is ~0.
 MIN_GAIN_PX = 0.005
 #: Levenberg-Marquardt iterations of each cross-validation fit (warm-started from the fit of
