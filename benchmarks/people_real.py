@@ -106,7 +106,9 @@ def figures(res, det: Detections2D, rig, fps: float) -> dict:
                 "max_wrist_speed_mps": float(speed.max()) if len(speed) else 0.0,
                 "side_matches_arm": float((d[ok].argmin(-1) == s).mean()) if ok.any() else None,
                 "bone_length_cv": float(cv),
-            }
+                "median_reprojection_px": float(np.nanmedian(
+                    res.hands_reprojection_error_px[:, p, s][valid])),
+            }  # fmt: skip
     return out
 
 
