@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tomli_w
 from click.testing import CliRunner
-from test_run_pipeline import FAST, Factory, Scene, run
+from test_run_pipeline import FAST, Factory, FakePerson, Scene, run
 
 from mvhand.cli.main import cli
 from mvhand.core.camera import Rig
@@ -234,3 +234,30 @@ def test_fit_refuses_2d_of_another_length(detections, tmp_path):
     # the fit joined the run's set: the 3D is still there, with the fit beside it
     assert (tmp_path / "r" / "hands3d.npz").is_file()
     assert (tmp_path / "r" / "hand_model.npz").is_file()
+
+
+class CrowdedPerson(FakePerson):
+    """Camera 1 also sees a second, smaller person."""
+
+    def detect(self, image):
+        found = super().detect(image)
+        c, _, _ = Scene.decode(image)
+        if c == 0 and found:
+            found.append(replace(found[0], box_xyxy=np.array([10.0, 10, 60, 120]), score=0.6))
+        return found
+
+
+class CrowdedFactory(Factory):
+    def __call__(self, cfg):
+        backend = super().__call__(cfg)
+        backend.person = CrowdedPerson(self.scene)
+        return backend
+
+
+def test_single_person_mode_warns_when_a_camera_sees_several_people(scene_dir, tmp_path):
+    scene, root = scene_dir
+    res = run(scene, root, tmp_path / "out", factory=CrowdedFactory(scene))
+    text = " ".join(res.report["warnings"])
+    assert "camera 'cam1': the person detector saw several people (up to 2)" in text
+    assert "'cam2': the person detector" not in text
+    assert res.report["cameras"]["cam1"]["most_people_seen"] == 2

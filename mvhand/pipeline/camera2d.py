@@ -43,6 +43,7 @@ class Camera2D:
         body_hand_confidence: ``(T, 2)`` the body model's hand confidence.
         missing: ``(T,)`` True where the frame could not be decoded.
         detected: ``(T,)`` True where the person detector ran.
+        people: ``(T,)`` people the detector reported where it ran, -1 elsewhere.
         timings_s: seconds per step.
         info: counters (hand-model calls, megabytes of kept hand regions).
     """
@@ -58,11 +59,12 @@ class Camera2D:
     body_hand_confidence: np.ndarray
     missing: np.ndarray
     detected: np.ndarray
+    people: np.ndarray
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, float] = field(default_factory=dict)
 
     ARRAYS = ("frames", "keypoints_px", "scores", "presence", "track_id", "source", "person",
-              "body_hand_confidence", "missing", "detected")  # fmt: skip
+              "body_hand_confidence", "missing", "detected", "people")  # fmt: skip
 
     def stats(self) -> dict:
         """Per-camera figures for the report."""
@@ -72,6 +74,8 @@ class Camera2D:
             "frames_missing": int(self.missing.sum()),
             "frames_with_person": int(self.person.sum()),
             "detector_runs": int(self.detected.sum()),
+            "most_people_seen": int(self.people.max(initial=-1)),
+            "detector_runs_with_several_people": int((self.people >= 2).sum()),
         }
         for h, name in enumerate(("left", "right")):
             sc = self.scores[:, h][found[:, h]]
@@ -96,7 +100,7 @@ def with_palm_hands(bf: BodyFrame, image: np.ndarray | None, i: int, backend: Ba
         return bf
     found = assign_hands(run_palm(image, backend.palm, backend.hand, cfg))
     hands = tuple(b if b is not None else p for b, p in zip(bf.hands, found, strict=True))
-    return BodyFrame(bf.index, bf.person, bf.pose, hands, bf.detected)
+    return BodyFrame(bf.index, bf.person, bf.pose, hands, bf.detected, bf.n_people)
 
 
 def process_camera(camera: str, video: Path, frames: range, backend: Backend,
@@ -142,6 +146,7 @@ def process_camera(camera: str, video: Path, frames: range, backend: Backend,
         body_hand_confidence=np.stack([bf.hand_confidence for bf in body_frames]),
         missing=missing,
         detected=np.array([bf.detected for bf in body_frames]),
+        people=np.array([bf.n_people for bf in body_frames], dtype=np.int64),
         timings_s={"decode_detect_body": t_body - t_start, "track_hands": t_end - t_body},
         info={"hand_model_calls": track.n_model_calls, "patch_megabytes": patches.nbytes / 1e6,
               "cpu_s_decode_detect_body": cpu_body - cpu_start,

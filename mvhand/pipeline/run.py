@@ -123,6 +123,14 @@ def _camera_warnings(results: dict[str, Camera2D]) -> list[str]:
                        "video shows the subject")  # fmt: skip
         elif not np.isfinite(r.keypoints_px).any():
             out.append(f"camera '{cam}': a person but no hand was found in any frame")
+        checks = int((r.people >= 0).sum())
+        several = int((r.people >= 2).sum())
+        if several and several >= 0.1 * checks:
+            out.append(f"camera '{cam}': the person detector saw several people (up to "
+                       f"{int(r.people.max())}) in {several} of its {checks} runs; `mvhand run` "
+                       "follows one person per camera, so cameras may follow different people "
+                       "and mix their hands in 3D: check the overlays, or reconstruct every "
+                       "person with `mvhand people`")  # fmt: skip
     return out
 
 

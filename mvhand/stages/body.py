@@ -59,6 +59,7 @@ class BodyFrame:
         pose: the whole-body pose, or None.
         hands: per hand (0 left, 1 right) the body's hand estimate with its crop, or None.
         detected: True when the person detector ran on this frame.
+        n_people: people the detector reported when it ran (-1 when it did not run).
     """
 
     index: int
@@ -66,6 +67,7 @@ class BodyFrame:
     pose: BodyPose | None
     hands: tuple[BodyHand | None, BodyHand | None]
     detected: bool = False
+    n_people: int = -1
 
     @property
     def hand_confidence(self) -> np.ndarray:
@@ -159,7 +161,7 @@ def body_step(image: np.ndarray, detector: PersonDetector, body: BodyPoseEstimat
               state: _Follow, cfg: DetectConfig, index: int = 0) -> BodyFrame:  # fmt: skip
     """Person and body pose on one RGB frame, updating the follower ``state``."""
     size = (image.shape[1], image.shape[0])
-    person, pose, detected = None, None, False
+    person, pose, detected, n_people = None, None, False, -1
     if state.person is not None and state.since_detect < cfg.detect_every:
         person = state.person
         pose = body.estimate(image, person)
@@ -167,15 +169,17 @@ def body_step(image: np.ndarray, detector: PersonDetector, body: BodyPoseEstimat
     if not _pose_ok(pose, cfg):
         detected = True
         state.since_detect, state.n_detect = 1, state.n_detect + 1
-        person = _pick(detector.detect(image), state.box, cfg)
+        found = detector.detect(image)
+        n_people = len(found)
+        person = _pick(found, state.box, cfg)
         pose = body.estimate(image, person) if person is not None else None
     if not _pose_ok(pose, cfg):
         state.box = state.person = None
-        return BodyFrame(index, person, None, (None, None), detected)
+        return BodyFrame(index, person, None, (None, None), detected, n_people)
     state.person = follow_detection(pose, cfg.box_margin, cfg.min_body_score, size)
     state.box = None if state.person is None else state.person.box_xyxy
     hands = (hand_crops_from_body(pose, 0), hand_crops_from_body(pose, 1))
-    return BodyFrame(index, person, pose, hands, detected)
+    return BodyFrame(index, person, pose, hands, detected, n_people)
 
 
 def run_body(frames: Iterable[tuple[int, np.ndarray | None]], detector: PersonDetector,
