@@ -93,13 +93,14 @@ def keyframes(n_frames: int, n_keyframes: int) -> np.ndarray:
 _JOB: dict = {}  # the scene shared with forked camera workers
 
 
-def _render_camera(c: int) -> tuple[np.ndarray, float]:
-    """Render camera ``c`` of ``_JOB`` to its video; ``(T, H, 21)`` occluder codes, seconds."""
+def _render_camera(c: int) -> tuple[np.ndarray, float, float]:
+    """Render camera ``c`` of ``_JOB`` to its video: ``(T, H, 21)`` occluder codes, wall and
+    CPU seconds."""
     import cv2
 
     job = _JOB
     cfg, cam, motion, level = job["cfg"], job["rig"][c], job["motion"], job["level"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rng = np.random.default_rng([cfg.seed, c, 7])
     static = render_static(cam, job["scene"], job["lights"], level.glare, cfg.noise)
     path = job["videos"] / f"{cam.name}.mp4"
@@ -118,7 +119,7 @@ def _render_camera(c: int) -> tuple[np.ndarray, float]:
                 job["progress"](cam.name, t + 1, cfg.n_frames)
     finally:
         writer.release()
-    return occ, time.perf_counter() - start
+    return occ, time.perf_counter() - start, time.process_time() - cpu
 
 
 def _labels(true_px: np.ndarray, vis: np.ndarray, frames: np.ndarray, rig: Rig,
@@ -171,12 +172,13 @@ def render_sequence(out: str | Path, cfg: RenderConfig, progress: Progress | Non
         _JOB.clear()
     occ = np.stack([r[0] for r in results])  # (C, T, H, 21)
     seconds = time.perf_counter() - start
-    _write(out, cfg, rig, motion, occ, seconds, sum(r[1] for r in results))
+    _write(out, cfg, rig, motion, occ, seconds, sum(r[1] for r in results),
+           sum(r[2] for r in results))
     return out
 
 
 def _write(out: Path, cfg: RenderConfig, rig: Rig, motion, occ: np.ndarray, seconds: float,
-           camera_seconds: float) -> None:  # fmt: skip
+           camera_seconds: float, cpu_seconds: float) -> None:  # fmt: skip
     level = LEVEL_SCENES[cfg.level]
     names = hand_names(level.persons)
     true_px = rig.project(motion.joints)  # (C, T, H, 21, 2), distortion applied
@@ -195,6 +197,7 @@ def _write(out: Path, cfg: RenderConfig, rig: Rig, motion, occ: np.ndarray, seco
                   "distortion": "rendered", "n_cameras": len(rig),
                   "render_seconds": round(seconds, 1),
                   "render_camera_seconds": round(camera_seconds, 1),
+                  "render_cpu_seconds": round(cpu_seconds, 1),
                   "workers": cfg.workers},
     )  # fmt: skip
     gt = GroundTruth3D(motion.joints, np.arange(cfg.n_frames), "m", names)
