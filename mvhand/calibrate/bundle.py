@@ -164,18 +164,19 @@ def _cam_vector(cam: Camera, intrinsics: bool) -> np.ndarray:
 
 def _project(cp: np.ndarray, cams: Sequence[Camera], ci: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Project world points X (M, 3) through the cameras ci (M,) with parameters cp."""
-    pc = Rotation.from_rotvec(cp[ci, :3]).apply(X) + cp[ci, 3:6]
-    xy = pc[:, :2] / pc[:, 2:3]
-    out = np.empty_like(xy)
+    R = Rotation.from_rotvec(cp[:, :3]).as_matrix()  # one matrix per camera, not per point
+    out = np.empty((len(ci), 2))
     for c in np.unique(ci):
         m = ci == c
+        pc = X[m] @ R[c].T + cp[c, 3:6]
+        xy = pc[:, :2] / pc[:, 2:3]
         cam = cams[c]
         K, dist = cam.K, cam.dist.copy()
         fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
         if cp.shape[1] > 6:
             fx, fy, cx, cy = cp[c, 6:10]
             dist = cp[c, 10:10 + len(dist)]
-        d = distort(xy[m], dist, cam.model)
+        d = distort(xy, dist, cam.model)
         out[m] = np.column_stack([fx * d[:, 0] + K[0, 1] * d[:, 1] + cx, fy * d[:, 1] + cy])
     return out
 
@@ -233,9 +234,16 @@ def _cameras_from(cp: np.ndarray, cams: Sequence[Camera]) -> tuple[Camera, ...]:
 
 
 def _solve(fun, x0: np.ndarray, lay: _Layout, ci: np.ndarray, bi: np.ndarray,
-           loss_scale_px: float, max_nfev: int, cams: Sequence[Camera]):  # fmt: skip
-    """Robust sparse least squares with camera ``lay.fixed`` held (the gauge)."""
+           loss_scale_px: float, max_nfev: int, cams: Sequence[Camera],
+           loss: str = "huber", hold_scale: bool = False):  # fmt: skip
+    """Robust sparse least squares with camera ``lay.fixed`` held (the gauge); with
+    ``hold_scale`` also the largest translation component of another camera (a problem
+    without a board has no scale: the free direction slows the solver down many times)."""
     free = np.ones(len(x0), bool)
+    if hold_scale and lay.n_cams > 1:
+        other = 1 if lay.fixed == 0 else 0
+        k = int(np.argmax(np.abs(x0[other * lay.cam_size + 3: other * lay.cam_size + 6])))
+        free[other * lay.cam_size + 3 + k] = False
     if lay.cam_size > 6:  # refine fx, fy, cx, cy, k1, k2; hold the higher terms (they trade
         # with the poses on the few views of a session: 0.6 degrees on the synthetic test)
         for c in range(len(cams)):
@@ -249,7 +257,7 @@ def _solve(fun, x0: np.ndarray, lay: _Layout, ci: np.ndarray, bi: np.ndarray,
         x[free] = z
         return fun(x)
 
-    sol = least_squares(f, x0[free], jac_sparsity=A, method="trf", loss="huber",
+    sol = least_squares(f, x0[free], jac_sparsity=A, method="trf", loss=loss,
                         f_scale=loss_scale_px, x_scale="jac", max_nfev=max_nfev)  # fmt: skip
     x = x0.copy()
     x[free] = sol.x
@@ -282,7 +290,8 @@ def adjust_board(cameras: Sequence[Camera], board_m: np.ndarray, corners_px: np.
 
     def fun(x: np.ndarray) -> np.ndarray:
         cp, bp = lay.split(x)
-        X = Rotation.from_rotvec(bp[bi, :3]).apply(board_m[ni]) + bp[bi, 3:6]
+        Rb = Rotation.from_rotvec(bp[:, :3]).as_matrix()  # one matrix per board pose
+        X = np.einsum("mij,mj->mi", Rb[bi], board_m[ni]) + bp[bi, 3:6]
         return (_project(cp, cameras, ci, X) - uv).ravel()
 
     r0 = fun(x0)
@@ -301,8 +310,13 @@ def _rms(r: np.ndarray) -> float:
 
 def adjust_points(cameras: Sequence[Camera], points_px: np.ndarray, points_world: np.ndarray,
                   weights: np.ndarray | None = None, intrinsics: bool = False, fixed: int = 0,
-                  loss_scale_px: float = 4.0, max_nfev: int = 100) -> Adjusted:  # fmt: skip
+                  loss_scale_px: float = 4.0, max_nfev: int = 100,
+                  loss: str = "soft_l1") -> Adjusted:  # fmt: skip
     """Bundle adjustment of cameras and free 3D points.
+
+    The scale is held (by one translation component of a second camera): points alone do
+    not fix it. The loss is soft-L1: on the synthetic people test (5% outliers, 5% swaps,
+    100 evaluations) it reached 2 mm camera centres where Huber and Cauchy stopped at 4 cm.
 
     Args:
         cameras: initial cameras (C).
@@ -327,7 +341,7 @@ def adjust_points(cameras: Sequence[Camera], points_px: np.ndarray, points_world
         return ((_project(cp, cameras, ci, X[bi]) - uv) * w[:, None]).ravel()
 
     r0 = fun(x0)
-    x = _solve(fun, x0, lay, ci, bi, loss_scale_px, max_nfev, cameras)
+    x = _solve(fun, x0, lay, ci, bi, loss_scale_px, max_nfev, cameras, loss, hold_scale=True)
     cp, X = lay.split(x)
     pts = np.full((points_px.shape[1], 3), np.nan)
     pts[used] = X

@@ -118,3 +118,42 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> None
     for f in frames:
         vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
     vw.release()
+
+
+def people_session(rng: np.random.Generator, n_cams: int = 4, n_frames: int = 60,
+                   noise_px: float = 1.0, outliers: float = 0.05, swaps: float = 0.05
+                   ) -> tuple[Rig, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A person-like cloud of 16 keypoints (8 left/right pairs, 1.7 m tall) walking in front of
+    ``n_cams`` cameras 3 m away; 2D keypoints with noise, gross outliers and left/right swaps.
+
+    Returns:
+        rig, points_px ``(C, T, K, 2)``, scores ``(C, T, K)``, swap ``(K,)``, truth ``(T, K, 3)``,
+        and the swapped views ``(C, T)``.
+    """
+    K = np.array([[800.0, 0, 540], [0, 800, 960], [0, 0, 1]])
+    cams = []
+    for i in range(n_cams):
+        a = 2 * np.pi * i / n_cams + 0.3
+        c = np.array([3 * np.cos(a), 3 * np.sin(a), 1.6 + 0.3 * (i % 2)])
+        cams.append(look_at(f"cam{i + 1}", c, np.array([0, 0, 1.0]), K, (1080, 1920),
+                            (-0.05, 0.02, 0.0, 0.0, 0.0)))  # fmt: skip
+    rig = Rig(tuple(cams), "m")
+    side = np.array([[0.2, 0, 1.45], [0.25, 0, 1.15], [0.3, 0.05, 0.9], [0.32, 0.1, 0.8],
+                     [0.12, 0, 0.95], [0.13, 0, 0.5], [0.14, 0, 0.08], [0.1, 0.15, 0.02]])
+    body = np.vstack([side, side * [-1, 1, 1]])  # left keypoints, then their right mirror
+    swap = np.r_[np.arange(8, 16), np.arange(8)]
+    truth = []
+    for t in range(n_frames):
+        ang = 0.05 * t
+        R = np.array([[np.cos(ang), -np.sin(ang), 0], [np.sin(ang), np.cos(ang), 0], [0, 0, 1]])
+        wiggle = rng.normal(0, 0.04, body.shape)
+        truth.append((body + wiggle) @ R.T + [0.4 * np.sin(0.07 * t), 0.3 * np.cos(0.05 * t), 0])
+    truth = np.stack(truth)
+    px = rig.project(truth) + rng.normal(0, noise_px, (n_cams, *truth.shape[:2], 2))
+    bad = rng.random(px.shape[:3]) < outliers
+    px[bad] = rng.uniform([0, 0], [1080, 1920], (bad.sum(), 2))
+    flip = rng.random(px.shape[:2]) < swaps
+    for c, t in zip(*np.nonzero(flip), strict=True):
+        px[c, t] = px[c, t][swap]
+    scores = np.full(px.shape[:3], 0.9)
+    return rig, px, scores, swap, truth, flip

@@ -168,3 +168,34 @@ def triangulate_corners(rig: Rig, corners_px: np.ndarray) -> Triangulated:
     proj = rig.project(X)
     err = np.linalg.norm(proj - corners_px.reshape(C, F * N, 2), axis=-1)
     return Triangulated(X.reshape(F, N, 3), err.reshape(C, F, N))
+
+
+def body_keypoints(videos: Sequence[Path], step: int = 1, stop: int | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Whole-body keypoints of the main person per video with mvhand's 2D front-end.
+
+    Returns:
+        points ``(C, T, K, 2)`` pixels (NaN: not found) and scores ``(C, T, K)``, K = 33
+        (MediaPipe's layout, :data:`mvhand.calibrate.people.MEDIAPIPE_POSE33`).
+    """
+    from mvhand.backends.registry import make_backend
+    from mvhand.io.video import iter_frames
+    from mvhand.stages.body import run_body
+
+    backend = make_backend()
+    pts, scs = [], []
+    for v in videos:
+        p, s = [], []
+        for frame, _ in run_body(iter_frames(v, 0, stop, step), backend.person, backend.body):
+            if frame.pose is None or frame.pose.layout != "mediapipe_pose33":
+                p.append(np.full((33, 2), np.nan))
+                s.append(np.zeros(33))
+            else:
+                p.append(frame.pose.keypoints_px)
+                s.append(frame.pose.scores)
+        pts.append(np.asarray(p))
+        scs.append(np.asarray(s))
+        log.info("%s: a person in %d of %d frames", v, int(np.sum(np.asarray(s).max(axis=1) > 0)),
+                 len(s))  # fmt: skip
+    n = min(len(p) for p in pts)
+    return np.stack([p[:n] for p in pts]), np.stack([s[:n] for s in scs])

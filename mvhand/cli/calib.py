@@ -426,3 +426,95 @@ def _origin_from_board(rig, board_path: Path, videos, frame, corner):
         log_scale = f"; the board triangulates {100 * (scale - 1):+.1f}% off its size"
         click.secho(f"warning: scale{log_scale}", fg="yellow")
     return new, f"board {board.name} in frame {f}, origin at corner {corner}, z up"
+
+
+def _named_length(text: str, what: str) -> tuple[str, str, float]:
+    """'A:B=1.5' -> ('A', 'B', 1.5)."""
+    from mvhand.errors import ConfigError
+
+    try:
+        pair, value = text.split("=")
+        a, b = pair.split(":")
+        return a.strip(), b.strip(), float(value)
+    except ValueError:
+        raise ConfigError(f"{what} takes 'A:B=METRES', got {text!r}") from None
+
+
+def _people_inputs(rig, videos, keypoints: Path | None, step: int, max_frames: int | None):
+    """Points (C, T, K, 2), scores, keypoint names, cameras (matched to the rig)."""
+    from mvhand.calibrate import workflow as wf
+    from mvhand.calibrate.people import MEDIAPIPE_POSE33
+    from mvhand.core.skeleton import JOINT_NAMES
+    from mvhand.errors import ConfigError, InputError
+
+    if (keypoints is None) == (not videos):
+        raise ConfigError("give either VIDEOS or --keypoints KP.npz")
+    if keypoints is not None:
+        from mvhand.io.keypoints import load_keypoints
+
+        kp = load_keypoints(keypoints)
+        C, T, H, J, _ = kp.keypoints_px.shape
+        names = [f"{h}_{j}" for h in kp.hands for j in JOINT_NAMES]
+        sub = rig.subset(kp.cameras)
+        return (kp.keypoints_px.reshape(C, T, H * J, 2), kp.scores.reshape(C, T, H * J),
+                names, sub)  # fmt: skip
+    srcs = wf.expand_sources(videos)
+    by_name = {wf.camera_name(s): s for s in srcs}
+    missing = [n for n in rig.names if n not in by_name]
+    if missing:
+        raise InputError(f"no video for camera(s) {', '.join(missing)} (videos are matched by "
+                         f"file name: {', '.join(sorted(by_name))})")  # fmt: skip
+    pts, scores = wf.body_keypoints([by_name[n] for n in rig.names], step, max_frames)
+    return pts, scores, list(MEDIAPIPE_POSE33), rig
+
+
+@command.command("from-people")
+@click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--intrinsics", "intr_path", type=click.Path(path_type=Path), required=True,
+              help="Calibration with the cameras' intrinsics (its extrinsics are ignored).")
+@click.option("--keypoints", type=click.Path(path_type=Path), default=None,
+              help="Use this mvhand 2D keypoint file (keypoints2d.npz) instead of VIDEOS.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output TOML.")
+@click.option("--length", "length", default=None, metavar="A:B=METRES",
+              help="Metric scale: the median distance between keypoints A and B, e.g. "
+              "left_shoulder:left_elbow=0.30 or left_wrist:left_middle_mcp=0.09.")
+@click.option("--camera-distance", default=None, metavar="CAM_A:CAM_B=METRES",
+              help="Metric scale: the measured distance between two cameras.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="Keypoints below this detector score are not used.")
+@_STEP
+@_MAX_FRAMES
+def from_people(videos: tuple[Path, ...], intr_path: Path, keypoints: Path | None, out: Path,
+                length: str | None, camera_distance: str | None, min_score: float, step: int,
+                max_frames: int | None) -> None:  # fmt: skip
+    """Extrinsics without a board, from the people the 2D front-end sees in synchronized
+    VIDEOS (or from --keypoints): robust to outliers and left/right swaps."""
+    from mvhand.calibrate import people as pp
+    from mvhand.io.calib_convert import load_any_calibration
+    from mvhand.io.calibration import save_calibration
+
+    rig = load_any_calibration(intr_path)
+    pts, scores, names, rig = _people_inputs(rig, videos, keypoints, step, max_frames)
+    res = pp.calibrate_from_keypoints(rig.cameras, pts, scores, pp.mirror_index(names),
+                                      min_score)  # fmt: skip
+    scale = "none (the first two cameras' baseline is 1 unit): give --length or --camera-distance"
+    if length:
+        a, b, value = _named_length(length, "--length")
+        res = pp.scale_by_length(res, pp.keypoint_index(names, a), pp.keypoint_index(names, b),
+                                 value)  # fmt: skip
+        scale = f"median {a}-{b} distance = {value} m"
+    elif camera_distance:
+        a, b, value = _named_length(camera_distance, "--camera-distance")
+        res = pp.scale_by_cameras(res, a, b, value)
+        scale = f"distance {a}-{b} = {value} m"
+    for n, rms, k, sw in zip(res.rig.names, res.rms_px, res.inliers, res.swapped.sum(axis=1),
+                             strict=True):  # fmt: skip
+        click.echo(f"{n}: keypoint RMS {rms:.2f} px on {k} observations, {sw} left/right "
+                   "swaps repaired")
+    meta = {"source": "mvhand calib from-people", "scale": scale,
+            "keypoint_rms_px": {n: round(float(v), 3) for n, v in zip(res.rig.names, res.rms_px,
+                                                                       strict=True)},
+            "world": "world = the frame of camera " + res.rig.names[0] + " (x right, y down, z "
+            "forward); move it with mvhand calib set-origin"}  # fmt: skip
+    save_calibration(out, res.rig, meta)
+    click.echo(f"wrote {out}: {len(res.rig)} cameras; scale: {scale}")
