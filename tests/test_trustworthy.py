@@ -41,14 +41,6 @@ def detections(tmp_path_factory):
     return rig, kp, root
 
 
-@pytest.fixture(scope="module")
-def scene_dir(tmp_path_factory):
-    scene = Scene()
-    root = tmp_path_factory.mktemp("scene9")
-    scene.write(root / "videos")
-    save_calibration(root / "cams.toml", scene.rig)
-    return scene, root
-
 
 def test_fit_uses_the_repaired_2d(detections, tmp_path):
     """Camera 2 has left and right exchanged in 10 frames: the 3D stage repairs it, and the fit
@@ -137,6 +129,13 @@ def load_run_id(out: Path) -> str:
 
 
 # ------------------------------------------------------------------ bad input, CLI level
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory):
+    from test_run_pipeline import scene_dir as make
+
+    return make.__wrapped__(tmp_path_factory)
 
 
 def _tri(root: Path, kp_path: Path, out: Path, *extra: str):
