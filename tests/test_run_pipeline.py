@@ -139,13 +139,17 @@ class Factory:
         return Backend(FakePerson(self.scene), FakeBody(self.scene), self.hand, "fake")
 
 
-@pytest.fixture(scope="module")
-def scene_dir(tmp_path_factory):
+def make_scene_dir(root: Path) -> tuple[Scene, Path]:
+    """The scene's videos and calibration under ``root``."""
     scene = Scene()
-    root = tmp_path_factory.mktemp("scene")
     scene.write(root / "videos")
     save_calibration(root / "cams.toml", scene.rig)
     return scene, root
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory):
+    return make_scene_dir(tmp_path_factory.mktemp("scene"))
 
 
 def run(scene, root, out, overrides=FAST, **kw):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tomli_w
 from click.testing import CliRunner
-from test_run_pipeline import FAST, Factory, FakePerson, Scene, run
+from test_run_pipeline import FAST, Factory, FakePerson, Scene, make_scene_dir, run
 
 from mvhand.cli.main import cli
 from mvhand.core.camera import Rig
@@ -133,9 +133,7 @@ def load_run_id(out: Path) -> str:
 
 @pytest.fixture(scope="module")
 def scene_dir(tmp_path_factory):
-    from test_run_pipeline import scene_dir as make
-
-    return make.__wrapped__(tmp_path_factory)
+    return make_scene_dir(tmp_path_factory.mktemp("scene"))
 
 
 def _tri(root: Path, kp_path: Path, out: Path, *extra: str):
