@@ -616,7 +616,9 @@ def _assign_hands(st: _HandState, body3d: np.ndarray, cfg: AssociationConfig,
         rows = order[starts[t]:starts[t + 1]]
         arm = _arm_anchors(body3d[t], knuckle)  # (K, 2, 2, 3)
         prev = np.full_like(arm, np.nan)
-        for lag in (1, 2):  # the same hand in the previous frames: the hand continues
+        if t >= 2:  # the same hand where its last two frames say it goes: the hand continues
+            prev = 2 * hand3d[t - 1] - hand3d[t - 2]
+        for lag in (1, 2):
             if t - lag >= 0:
                 prev = np.where(np.isfinite(prev), prev, hand3d[t - lag])
         versions = np.concatenate([arm.reshape(-1, 2, 3), prev.reshape(-1, 2, 3)])
