@@ -362,6 +362,17 @@ def test_cli_calibrate_check_set_origin_end_to_end(tmp_path, rng):
     res = runner.invoke(cli, ["calib", "set-origin", str(out), str(moved), "--up", "-y"])
     assert res.exit_code == 0, res.output
     assert "world" in moved.read_text()
+    on_board = tmp_path / "board_world.toml"
+    res = runner.invoke(cli, ["calib", "set-origin", str(out), str(on_board), "--board",
+                              str(board), "--videos", str(tmp_path / "videos")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    world = load_calibration(on_board)
+    # the board faces the cameras: z up points at them; distances to its corner are kept
+    assert all(c.center_world[2] > 0.3 for c in world.cameras)
+    np.testing.assert_allclose([np.linalg.norm(c.center_world - world[0].center_world)
+                                for c in world.cameras],
+                               [np.linalg.norm(c.center_world - got[0].center_world)
+                                for c in got.cameras], atol=1e-6)  # fmt: skip
 
 
 def test_cli_intrinsics_from_image_folder(tmp_path, rng):
