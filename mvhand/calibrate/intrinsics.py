@@ -190,6 +190,11 @@ def coverage_image(result: IntrinsicsResult, all_det: Detections | None = None) 
     w, h = result.detections.size_px
     scale = min(1.0, 900.0 / max(w, h))
     img = np.full((int(h * scale), int(w * scale), 3), 255, np.uint8)
+    for k in range(1, 8):  # the 8 x 8 cells of coverage_fraction
+        x, y = int(k * w * scale / 8), int(k * h * scale / 8)
+        cv2.line(img, (x, 0), (x, img.shape[0]), (235, 235, 235), 1)
+        cv2.line(img, (0, y), (img.shape[1], y), (235, 235, 235), 1)
+    cv2.rectangle(img, (0, 0), (img.shape[1] - 1, img.shape[0] - 1), (0, 0, 0), 1)
     for det, colour in ((all_det, (190, 190, 190)), (result.detections, None)):
         if det is None:
             continue

@@ -166,6 +166,11 @@ def _print_intrinsics(results) -> None:
                    f"{r.n_candidates}), f = {K[0, 0]:.1f}/{K[1, 1]:.1f} px, c = ({K[0, 2]:.1f}, "
                    f"{K[1, 2]:.1f}), coverage {100 * coverage_fraction(r):.0f}%"
                    + (f", dropped views {r.dropped.tolist()}" if len(r.dropped) else ""))
+        if coverage_fraction(r) < 0.25:
+            click.secho(f"warning: {r.camera.name}: the board covered only "
+                        f"{100 * coverage_fraction(r):.0f}% of the image; the distortion is "
+                        "extrapolated elsewhere (show the board near the edges and corners too)",
+                        fg="yellow")  # fmt: skip
 
 
 def _print_extrinsics(ex) -> None:
