@@ -8,10 +8,9 @@ Parallel runs give the same results as serial ones: each camera is processed by 
 function with its own backend, and each worker writes its camera's cache file (atomically) as
 soon as the camera is finished, so an interrupted run resumes with every finished camera.
 Workers are spawned (fresh interpreters: forking a process whose OpenCV thread pool has run
-deadlocks), so the backend factory must pickle (the default one does; an unpicklable one, such
-as a test's lambda, falls back to fork). Each worker's BLAS and OpenCV threads are
-capped at ``cores // workers`` so that workers do not oversubscribe the machine; the model
-threads are ``backend.num_threads`` (default 1).
+deadlocks), so the backend factory must pickle (the default one does). Each worker's BLAS and
+OpenCV threads are capped at ``cores // workers`` so that workers do not oversubscribe the
+machine; the model threads are ``backend.num_threads`` (default 1).
 """
 
 from __future__ import annotations
@@ -161,27 +160,21 @@ def camera_error(camera: str, exc: BaseException) -> MvhandError:
 # --- worker processes ---------------------------------------------------------------------
 
 def _context(backend_factory: Callable, start_method: str | None) -> mp.context.BaseContext:
-    """``spawn`` by default: a fresh interpreter per worker. ``fork`` is only the fallback for
-    a factory that does not pickle: forking a parent whose OpenCV thread pool has run leaves
-    the child waiting forever on that pool (seen here after a serial run in the same process).
-    """
-    if start_method is None:
-        start_method = "spawn"
-        try:
-            pickle.dumps(backend_factory)
-        except (pickle.PicklingError, AttributeError, TypeError):
-            if "fork" not in mp.get_all_start_methods():
-                raise ModelError("the backend factory cannot be pickled and this platform "
-                                 "cannot fork; use workers = 1") from None  # fmt: skip
-            log.warning("the backend factory cannot be pickled: forking the camera workers")
-            start_method = "fork"
-    elif start_method != "fork":
-        try:
-            pickle.dumps(backend_factory)
-        except (pickle.PicklingError, AttributeError, TypeError):
-            raise ModelError(f"the backend factory cannot be pickled for '{start_method}' "
-                             "worker processes; use workers = 1") from None  # fmt: skip
-    return mp.get_context(start_method)
+    """``spawn`` by default (fresh interpreters), so the factory must pickle (the default one
+    does). ``fork`` is not offered: forking a process whose OpenCV thread pool has run leaves
+    the child waiting forever on that pool (seen here, at 0 % CPU, after earlier 2D work in
+    the same process)."""
+    method = start_method or "spawn"
+    if method == "fork":
+        raise ModelError("fork is not a safe start method for camera workers (OpenCV's thread "
+                         "pool deadlocks in forked children); use spawn or forkserver")
+    try:
+        pickle.dumps(backend_factory)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        raise ModelError(f"the backend factory {backend_factory!r} cannot be pickled for the "
+                         "camera worker processes; pass a module-level function or class "
+                         "instance, or use workers = 1") from None  # fmt: skip
+    return mp.get_context(method)
 
 
 def _limit_threads(n_threads: int) -> Any:
@@ -246,8 +239,7 @@ def compute_parallel(tasks: list[CameraTask], n_workers: int, progress: Progress
                      ) -> dict[str, Camera2D]:  # fmt: skip
     """Run ``tasks`` on ``n_workers`` processes; relays their progress; results by camera.
 
-    ``start_method``: "spawn", "forkserver" or "fork" (None: spawn; fork for a factory that
-    does not pickle).
+    ``start_method``: "spawn" or "forkserver" (None: spawn).
 
     On the first failure (or an exception in ``progress``, e.g. Ctrl-C) the workers are
     stopped and the error is raised; cameras finished before that keep their cache files.
