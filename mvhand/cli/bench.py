@@ -106,7 +106,9 @@ def _mocap(mocap: str) -> Path | None:
               help="Labeled frames per camera (the paper's protocol: 10).")
 @click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None,
               help="Render through this calibration (any file `mvhand run` reads) instead of "
-              "the default operating-room rig.")  # fmt: skip
+              "the default operating-room rig; its world frame must be the scene's (z up, "
+              "table top at z = 0.9 m, hands near the origin), e.g. a rendered set's "
+              "calibration.toml.")  # fmt: skip
 @click.option("--size", "size_text", default="1080x1920", show_default=True,
               help="Image size of the default rig, WIDTHxHEIGHT or 4k.")
 @click.option("--far", "n_far", default=4, show_default=True, type=click.IntRange(0, 32),
