@@ -66,7 +66,7 @@ def assert_same_outputs(batch_dir, serial_dir):
     for name in ("hands3d.npz", "keypoints2d.npz"):
         with np.load(batch_dir / name) as a, np.load(serial_dir / name) as b:
             assert set(a.files) == set(b.files)
-            for k in a.files:
+            for k in set(a.files) - {"run_id"}:  # each run has its own identity
                 np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}:{k}")
     for cam in ("cam1", "cam2", "cam3"):
         assert (batch_dir / "cache" / f"{cam}.npz").is_file()

@@ -39,7 +39,8 @@ class RecordingPlan:
     Attributes:
         rec: the recording.
         out_dir: its output folder.
-        cfg: the pipeline config (``workers`` = 1: the engine parallelises).
+        cfg: the pipeline config (``workers`` = 1: the engine parallelises; the batch's
+            frame range folded into ``video.start/stop``).
         frames: ``(start, stop)`` of the processed frames.
         key: hash of the inputs and settings (a finished recording with this key is skipped).
         todo: camera tasks without a valid cache.
@@ -75,10 +76,13 @@ def plan_recording(rec: Recording, out_root: Path, cfg: PipelineConfig,
     if rec.problem is not None:
         return RecordingPlan(rec, out, error=rec.problem)
     cfg = dataclasses.replace(cfg, workers=1)
+    if frames is not None:  # folded into the config, which is saved with the results
+        cfg = dataclasses.replace(cfg, video=dataclasses.replace(
+            cfg.video, start=frames[0], stop=frames[1]))  # fmt: skip
     try:
         rig = load_rig(rec.calib)
         videos, check, _ = prepare_inputs(rig, rec.videos, cfg)
-        rng = frame_range(cfg, check.n_frames, frames)
+        rng = frame_range(cfg, check.n_frames)
     except (MvhandError, OSError) as exc:
         return RecordingPlan(rec, out, error=str(exc))
     tasks = camera_tasks(videos, rng, cfg, out)
@@ -133,7 +137,7 @@ def recording_job(plan: RecordingPlan, backend_factory: Any, *cameras: dict[str,
 
     t0 = time.time()
     result = run_pipeline(plan.rec.calib, plan.rec.videos, plan.out_dir, plan.cfg,
-                          frames=plan.frames, use_cache=True, backend_factory=backend_factory)
+                          use_cache=True, backend_factory=backend_factory)
     if plan.cfg.export.formats:
         from mvhand.export import export_run
 
