@@ -1,13 +1,13 @@
 """Finding a calibration board in images and videos.
 
-Choices (measured on ``../shared/data``, see ``/tmp/notes/issue-14.md`` and the tests):
+Choices (measured on ``../shared/data``, see the closing note of issue 14 and the tests):
 
 - Checkerboards: ``cv2.findChessboardCornersSB`` (OpenCV's sector-based detector, more
-  accurate than ``findChessboardCorners`` + ``cornerSubPix`` and finds boards the classic
-  detector misses: 27 of 28 Pose2Sim photos against 24). It can return a wrong grid on a board
-  that is partly outside the image (one Pose2Sim photo of cam01: RMS 50 px instead of 0.1 px
-  when kept), so every detection must pass a homography test: a planar grid seen through a
-  lens deviates from one homography by a small fraction of a square; a wrong grid does not.
+  accurate than ``findChessboardCorners`` + ``cornerSubPix``); on photos, when its fast search
+  fails, the exhaustive one (Pose2Sim photos: the classic detector finds 24 of 28, SB's fast
+  search 14, with the exhaustive fallback 25). Every detection must pass a homography test: a
+  planar grid seen through a lens deviates from one homography by a small fraction of a square;
+  a grid put together from wrong corners does not.
 - ChArUco: ``cv2.aruco.CharucoDetector`` (OpenCV 4.11's board detector, markers then
   interpolated corners); inverted boards are detected on the inverted image.
 - When nothing is found, :func:`diagnose` tries the usual mistakes (inverted printing, another
@@ -102,8 +102,12 @@ def _find_checkerboard(gray: np.ndarray, board: Board,
 
     ok, corners = cv2.findChessboardCornersSB(gray, board.inner_corners,
                                               flags=cv2.CALIB_CB_NORMALIZE_IMAGE)  # fmt: skip
-    if not ok and thorough:  # ~1.7 s on a 1088x1920 photo; finds 27 of 28 Pose2Sim boards
-        flags = cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY | cv2.CALIB_CB_NORMALIZE_IMAGE
+    # photos: the exhaustive search, ~1.7 s each on 1088x1920, without and with normalization
+    # (each finds a Pose2Sim photo the other misses)
+    extra = cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY
+    for flags in ((extra, extra | cv2.CALIB_CB_NORMALIZE_IMAGE) if thorough else ()):
+        if ok:
+            break
         ok, corners = cv2.findChessboardCornersSB(gray, board.inner_corners, flags=flags)
     if not ok or corners is None:
         return None

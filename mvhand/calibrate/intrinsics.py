@@ -1,6 +1,6 @@
 """Per-camera intrinsics from board views: frame selection, OpenCV calibration, coverage.
 
-Choices (measured; figures in ``/tmp/notes/issue-14.md``):
+Choices (measured; figures in the closing note of issue 14):
 
 - The solver is OpenCV's (``cv2.calibrateCamera`` for the pinhole k1, k2, p1, p2, k3 model,
   ``cv2.fisheye.calibrate`` for the fisheye model): the reference implementation, and mvhand's
