@@ -456,6 +456,20 @@ def test_people_extrinsics_with_outliers_and_swaps(rng):
     assert baseline == pytest.approx(true_base, rel=0.03)
 
 
+def test_people_scale_from_a_board_seen_once(rng):
+    from mvhand.calibrate.people import PeopleResult, scale_by_board
+
+    rig = syn.ring_rig(3)
+    shrunk = Rig(transform_cameras(rig.cameras, 0.37, np.eye(3), np.zeros(3)), "m")
+    res = PeopleResult(shrunk, np.zeros(3), np.zeros(3), np.zeros((3, 1), bool),
+                       np.zeros((1, 1, 3)), False)  # fmt: skip
+    corners = syn.project_board(rig, syn.CHARUCO, syn.board_poses(1, rng), 0.1, rng)
+    scaled = scale_by_board(res, syn.CHARUCO.neighbour_pairs(), syn.CHARUCO.square_size_m,
+                            corners)  # fmt: skip
+    for a, b in zip(scaled.rig.cameras, rig.cameras, strict=True):
+        np.testing.assert_allclose(a.center_world, b.center_world, atol=5e-3)
+
+
 def test_people_mirror_index():
     from mvhand.calibrate.people import MEDIAPIPE_POSE33, mirror_index
 

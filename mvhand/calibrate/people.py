@@ -279,6 +279,26 @@ def scale_by_cameras(res: PeopleResult, a: str, b: str, distance_m: float) -> Pe
     return _rescale(res, distance_m / float(d))
 
 
+def scale_by_board(res: PeopleResult, pairs: np.ndarray, square_m: float,
+                   corners_px: np.ndarray) -> PeopleResult:  # fmt: skip
+    """Scale so that a board seen (at least once, by two or more cameras) has its known size.
+
+    Args:
+        pairs: ``(P, 2)`` corner indices one square apart (``Board.neighbour_pairs``).
+        square_m: the board's square side.
+        corners_px: ``(C, F, N, 2)`` the board's corners in the rig's cameras.
+    """
+    C, F, N, _ = corners_px.shape
+    rig = res.rig
+    X = _dlt(rig.extrinsics, rig.undistort(corners_px.reshape(C, F * N, 2))).reshape(F, N, 3)
+    sides = np.linalg.norm(X[:, pairs[:, 0]] - X[:, pairs[:, 1]], axis=-1)
+    sides = sides[np.isfinite(sides)]
+    if len(sides) < 3:
+        raise CalibrationError("the board was not seen by two cameras at once; cannot take the "
+                               "scale from it")  # fmt: skip
+    return _rescale(res, square_m / float(np.median(sides)))
+
+
 def _rescale(res: PeopleResult, s: float) -> PeopleResult:
     cams = transform_cameras(res.rig.cameras, s, np.eye(3), np.zeros(3))
     return PeopleResult(Rig(cams, "m"), res.rms_px, res.inliers, res.swapped, res.points * s,

@@ -485,12 +485,18 @@ def _people_inputs(rig, videos, keypoints: Path | None, step: int, max_frames: i
               "left_shoulder:left_elbow=0.30 or left_wrist:left_middle_mcp=0.09.")
 @click.option("--camera-distance", default=None, metavar="CAM_A:CAM_B=METRES",
               help="Metric scale: the measured distance between two cameras.")
+@click.option("--scale-board", type=click.Path(path_type=Path), default=None,
+              help="Metric scale from this board, seen at least once by two cameras in "
+              "--scale-videos.")
+@click.option("--scale-videos", type=click.Path(path_type=Path), multiple=True,
+              help="With --scale-board: synchronized videos (or a folder) showing the board.")
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Keypoints below this detector score are not used.")
 @_STEP
 @_MAX_FRAMES
 def from_people(videos: tuple[Path, ...], intr_path: Path, keypoints: Path | None, out: Path,
-                length: str | None, camera_distance: str | None, min_score: float, step: int,
+                length: str | None, camera_distance: str | None, scale_board: Path | None,
+                scale_videos: tuple[Path, ...], min_score: float, step: int,
                 max_frames: int | None) -> None:  # fmt: skip
     """Extrinsics without a board, from the people the 2D front-end sees in synchronized
     VIDEOS (or from --keypoints): robust to outliers and left/right swaps."""
@@ -512,6 +518,15 @@ def from_people(videos: tuple[Path, ...], intr_path: Path, keypoints: Path | Non
         a, b, value = _named_length(camera_distance, "--camera-distance")
         res = pp.scale_by_cameras(res, a, b, value)
         scale = f"distance {a}-{b} = {value} m"
+    elif scale_board:
+        from mvhand.errors import ConfigError
+
+        if not scale_videos:
+            raise ConfigError("--scale-board needs --scale-videos in which the board is seen")
+        board = _board(scale_board)
+        corners = _synced_board(res.rig, scale_videos, board, 1, None)
+        res = pp.scale_by_board(res, board.neighbour_pairs(), board.square_size_m, corners)
+        scale = f"board {board.name} ({board.square_size_m * 1000:.1f} mm squares)"
     for n, rms, k, sw in zip(res.rig.names, res.rms_px, res.inliers, res.swapped.sum(axis=1),
                              strict=True):  # fmt: skip
         click.echo(f"{n}: keypoint RMS {rms:.2f} px on {k} observations, {sw} left/right "
