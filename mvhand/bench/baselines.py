@@ -251,7 +251,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("optimizer", "optimizer (full)", _optimizer()),
     Method("opt_shape", "optimizer + shape term",
            _optimizer(w_shape="ablation")),  # type: ignore[arg-type]
-    Method("paper", "paper objective (L-BFGS-B)", paper_objective),
+    Method("paper", "paper objective (L-BFGS-B)", paper_objective, slow=True),
     Method("anipose_dlt", "anipose triangulate", _anipose("dlt")),
     Method("anipose_ransac", "anipose ransac", _anipose("ransac"), slow=True),
     Method("anipose_optim", "anipose optim_points", _anipose("optim"), slow=True),
