@@ -248,3 +248,20 @@ def test_optimizer_per_person_hand(l3):
     table = np.arange(PEOPLE_PRESETS["L3"].at_table)
     assert np.nanmax(score["mpjpe_mm"][table]) < np.nanmax(base["mpjpe_mm"][table])
     np.testing.assert_array_equal(opt.det_hand_person, res.det_hand_person)
+
+
+def test_orient_tracks_undoes_a_whole_body_flip():
+    from mvhand.core.people import BODY_MIRROR
+    from mvhand.core.tracks3d import orient_tracks
+
+    body = np.random.default_rng(0).normal(0, 0.3, (17, 3))
+    pts = np.stack([body, body + 0.01, (body + 0.02)[BODY_MIRROR], body + 0.03])
+    flip = orient_tracks(np.zeros(4, int), np.arange(4), pts, BODY_MIRROR)
+    assert flip.tolist() == [False, False, True, False]
+
+
+def test_people_config_from_overrides():
+    from mvhand.config import load_config
+
+    cfg = load_config(PeopleConfig, None, ["association.hand_gate=0.5", "max_people=3"])
+    assert cfg.association.hand_gate == 0.5 and cfg.max_people == 3
