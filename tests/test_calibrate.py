@@ -131,6 +131,14 @@ def test_diagnose_names_the_wrong_dictionary(rng):
     assert "DICT_4X4_50" in diagnose([img], wrong)
 
 
+def test_diagnose_names_a_too_small_charuco_layout(rng):
+    rig = syn.ring_rig(2)
+    img = syn.render_view(rig[0], syn.CHARUCO, syn.board_poses(1, rng)[0])
+    small = replace(syn.CHARUCO, squares=(4, 5))  # the printed board has 5 x 7 squares
+    assert BoardFinder(small).find(img) is None
+    assert "'squares' is too small" in diagnose([img], small)
+
+
 def test_diagnose_names_squares_counted_as_corners(rng):
     rig = syn.ring_rig(2)
     img = syn.render_view(rig[0], syn.CHECKER, syn.board_poses(1, rng, syn.CHECKER)[0])

@@ -302,7 +302,26 @@ def diagnose(images: list[np.ndarray], board: Board) -> str:
     hint = _other_dictionaries(images, board)
     if hint:
         return hint + ": fix 'dictionary' (and 'inverted') in the board file"
-    return ""
+    return _wrong_layout(images, board)
+
+
+def _wrong_layout(images: list[np.ndarray], board: Board) -> str:
+    """The board's own markers are visible but no corners come out: a wrong square count."""
+    import cv2
+
+    det = cv2.aruco.ArucoDetector(board.cv_board().getDictionary(), cv2.aruco.DetectorParameters())
+    ids: list[int] = []
+    for g in images:
+        found = det.detectMarkers(255 - g if board.inverted else g)[1]
+        ids += [] if found is None else found.ravel().tolist()
+    if len(ids) < 4:
+        return ""
+    n_markers = len(board.cv_board().getIds())
+    if max(ids) >= n_markers:
+        return (f"markers with ids up to {max(ids)} are visible but the board defined has "
+                f"{n_markers} (ids 0-{n_markers - 1}): 'squares' is too small")
+    return (f"{len(set(ids))} of the board's markers are visible but its corners are not "
+            "found: check 'squares' (columns, rows) and 'legacy_pattern'")
 
 
 def require_board(det: Detections, board: Board, min_views: int = 1) -> None:
