@@ -201,3 +201,15 @@ def test_cli_people_coco_needs_table(tmp_path, seq):
                                    "--format", "coco", "--out", str(tmp_path / "o"),
                                    str(tmp_path / "r.json")])  # fmt: skip
     assert res.exit_code == 2 and "--image-table" in res.output
+
+
+def test_cli_people_openpose_end_to_end(tmp_path, seq):
+    folders = write_openpose(seq.detections, tmp_path)
+    save_calibration(tmp_path / "calib.toml", seq.rig)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["people", "--calib", str(tmp_path / "calib.toml"),
+                                   "--format", "openpose", "--out", str(out),
+                                   *map(str, folders)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report_people.json").read_text())
+    assert report["people_found"] >= 3 and "people found" in res.output
