@@ -508,7 +508,8 @@ def from_people(videos: tuple[Path, ...], intr_path: Path, keypoints: Path | Non
     pts, scores, names, rig = _people_inputs(rig, videos, keypoints, step, max_frames)
     res = pp.calibrate_from_keypoints(rig.cameras, pts, scores, pp.mirror_index(names),
                                       min_score)  # fmt: skip
-    scale = "none (the first two cameras' baseline is 1 unit): give --length or --camera-distance"
+    scale = ("none (the first two cameras' baseline is 1 unit): give --length, --camera-distance "
+             "or --scale-board")
     if length:
         a, b, value = _named_length(length, "--length")
         res = pp.scale_by_length(res, pp.keypoint_index(names, a), pp.keypoint_index(names, b),
