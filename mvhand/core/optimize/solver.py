@@ -167,8 +167,8 @@ class Sparsity:
         data[self.inactive_diag] = 1.0
         return data
 
-    def solve(self, data: np.ndarray, g: np.ndarray,
-              lam: float) -> tuple[np.ndarray | None, int]:  # fmt: skip
+    def solve(self, data: np.ndarray, g: np.ndarray, lam: float,
+              max_iter: int = CG_MAX_ITER) -> tuple[np.ndarray | None, int]:  # fmt: skip
         """Step ``dx`` of ``(A + lam * diag(A)) dx = -g`` (None if A is not positive definite)
         and the conjugate-gradient iterations it took."""
         damped = data.copy()
@@ -187,7 +187,7 @@ class Sparsity:
                 self.joint_major
             ]
 
-        return conjugate_gradient(A, -g, precondition)
+        return conjugate_gradient(A, -g, precondition, max_iter=max_iter)
 
 
 def conjugate_gradient(A: csr_matrix, b: np.ndarray, precondition: Callable, tol: float = CG_TOL,
