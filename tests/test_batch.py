@@ -135,6 +135,7 @@ def test_pool_batch_equals_serial_runs_contains_failure_and_resumes(scene_root, 
     assert_same_outputs(out / "case02", tmp_path / "case02")
 
 
+@pytest.mark.slow
 def test_a_failing_task_fails_only_its_recording(scene_root, tmp_path):
     scene, root, _ = scene_root
     out = tmp_path / "out"
