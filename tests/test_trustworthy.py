@@ -258,3 +258,13 @@ def test_single_person_mode_warns_when_a_camera_sees_several_people(scene_dir, t
     assert "camera 'cam1': the person detector saw several people (up to 2)" in text
     assert "'cam2': the person detector" not in text
     assert res.report["cameras"]["cam1"]["most_people_seen"] == 2
+
+
+def test_configured_exports_are_part_of_the_runs_set(scene_dir, tmp_path):
+    scene, root = scene_dir
+    out = tmp_path / "out"
+    res = run(scene, root, out, FAST + ["export.formats=['trc', 'csv']"])
+    assert res.report["exports"] and all((out / p).is_file() for p in res.report["exports"])
+    assert (out / "export").is_symlink()  # published with the set
+    run(scene, root, out)  # a run without exports: the old ones go with the old set
+    assert not (out / "export").exists()

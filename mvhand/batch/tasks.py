@@ -23,6 +23,7 @@ from mvhand.batch.discover import Recording
 from mvhand.config import config_to_toml
 from mvhand.errors import MvhandError
 from mvhand.io.atomic import write_text_atomic
+from mvhand.io.runfolder import RunFolder
 from mvhand.pipeline.config import PipelineConfig
 from mvhand.pipeline.workers import CameraTask, camera_tasks, load_cached
 
@@ -103,7 +104,8 @@ def _done_row(out: Path, key: str) -> dict[str, Any] | None:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return doc["row"] if doc.get("key") == key and (out / "hands3d.npz").is_file() else None
+    done = doc.get("key") == key and RunFolder(out).path("hands3d").is_file()
+    return doc["row"] if done else None
 
 
 # --- the jobs (run in workers) ---------------------------------------------------------
@@ -132,16 +134,13 @@ def camera_job(task: CameraTask, backend_factory: Any) -> dict[str, Any]:
 def recording_job(plan: RecordingPlan, backend_factory: Any, *cameras: dict[str, Any]
                   ) -> dict[str, Any]:  # fmt: skip
     """The 3D task of one recording (after its cameras): the whole pipeline on the cached
-    cameras, the configured exports, and the ``batch_done.json`` marker. Returns its row."""
+    cameras (``run_pipeline`` writes the configured exports into the run's set), and the
+    ``batch_done.json`` marker. Returns its row."""
     from mvhand.pipeline.run import run_pipeline
 
     t0 = time.time()
     result = run_pipeline(plan.rec.calib, plan.rec.videos, plan.out_dir, plan.cfg,
                           use_cache=True, backend_factory=backend_factory)
-    if plan.cfg.export.formats:
-        from mvhand.export import export_run
-
-        export_run(plan.out_dir, plan.cfg.export)
     start = min([c["start"] for c in cameras] + [t0])
     row = summary_row(plan, result.report, time.time() - start,
                       sum(c["end"] - c["start"] for c in cameras))  # fmt: skip

@@ -33,5 +33,16 @@ def command(run_dir: Path, formats: str, out_dir: Path | None, units: str, up: s
 
     names = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     cfg = ExportConfig(formats=names, units=units, up=up, person=person)
-    for path in export_run(run_dir, cfg, out_dir, rate_hz):
-        click.echo(f"wrote {path}")
+    if out_dir is not None:
+        for path in export_run(run_dir, cfg, out_dir, rate_hz):
+            click.echo(f"wrote {path}")
+        return
+    import shutil
+
+    from mvhand.io.runfolder import RunFolder
+
+    with RunFolder(run_dir).transaction(keep=True) as tx:  # the exports join the run's set
+        shutil.rmtree(tx.dir / cfg.folder, ignore_errors=True)  # never the old set's files
+        written = export_run(tx.dir, cfg, None, rate_hz)
+    for path in written:
+        click.echo(f"wrote {run_dir / path.relative_to(tx.dir)}")

@@ -11,6 +11,7 @@ import numpy as np
 from mvhand.errors import ConfigError, InputError
 from mvhand.export.config import FORMATS, ExportConfig
 from mvhand.export.markers import MarkerSet, hand_prefix, marker_set
+from mvhand.io.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def _frames_info(run_dir: Path, npz: Path, rate_hz: float | None) -> tuple[float
         if "fps" in d.files:
             fps = float(d["fps"])
     start, step = 0, 1
-    report = run_dir / "report.json"
+    report = RunFolder(run_dir).path("report")
     if report.is_file():
         frames = json.loads(report.read_text()).get("inputs", {}).get("frames", {})
         start, step = int(frames.get("start", 0)), int(frames.get("step", 1))
@@ -55,7 +56,7 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, out_dir: str | Path | Non
                           f"{', '.join(FORMATS)}")  # fmt: skip
     run = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run / cfg.folder
-    npz = run / "hands3d.npz"
+    npz = RunFolder(run).path("hands3d")
     hands = load_hands3d(npz)
     rate, start, step = _frames_info(run, npz, rate_hz)
     markers = marker_set(hands, rate, cfg.units, cfg.up, cfg.person, start, step)
@@ -92,7 +93,7 @@ def write_bvh_files(run: Path, out: Path, rate_hz: float, cfg: ExportConfig) -> 
     from mvhand.export.bvh import kinematic_bvh, write_bvh
     from mvhand.fit.kinematic import CHAIN_BONES
 
-    path = run / "hand_model.npz"
+    path = RunFolder(run).path("hand_model")
     if not path.is_file():
         raise InputError("BVH export needs a kinematic hand fit: run `mvhand fit --model "
                          "kinematic` (or set fit.enabled = true) first", path)  # fmt: skip

@@ -248,6 +248,13 @@ def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: 
         report = assemble(warnings, reconstruction=section, fit=fit_info, **run_info)
         tx.write_config(config_to_toml(cfg))
         tx.write_report(report)
+        if cfg.export.formats:  # from the staged files, into the same set
+            from mvhand.export import export_run
+
+            written = export_run(tx.dir, cfg.export)
+            report["exports"] = [str(p.relative_to(tx.dir)) for p in written]
+            report["warnings"] = list(warnings)
+            tx.write_report(report)
     return {"run_id": tx.run_id, **report}
 
 
