@@ -189,7 +189,7 @@ def test_cli_people_coco_end_to_end(tmp_path, seq):
     assert len(ids) == hands.shape[1] >= 3
     score = score_people(seq, hands, hand_person, side)
     assert np.nanmax(score["mpjpe_mm"][:3]) < 10.0
-    report = json.loads((out / "report_people.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     assert report["people_found"] == len(ids)
     assert "warnings" in report and (out / "config.toml").is_file()
 
@@ -211,5 +211,5 @@ def test_cli_people_openpose_end_to_end(tmp_path, seq):
                                    "--format", "openpose", "--out", str(out),
                                    *map(str, folders)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    report = json.loads((out / "report_people.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     assert report["people_found"] >= 3 and "people found" in res.output

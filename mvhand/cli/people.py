@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -35,11 +34,11 @@ def command(calib_path: Path, fmt: str, table_path: Path | None, cameras: str | 
     """Associate several people across cameras and time and reconstruct their hands and arms.
 
     Writes OUT/hands3d_people.npz (hands3d (T, P, 2, 21, 3), person_ids (P,), body3d
-    (T, P, 17, 3), ...), OUT/report_people.json and OUT/config.toml.
+    (T, P, 17, 3), ...), OUT/report.json and OUT/config.toml (one set, see mvhand.io.runfolder).
     """
     from mvhand.config import config_to_toml, load_config
     from mvhand.errors import InputError
-    from mvhand.io.atomic import save_npz_atomic, write_text_atomic
+    from mvhand.io.atomic import save_npz_atomic
     from mvhand.io.calib_convert import load_rig
     from mvhand.io.importers import import_coco_people, import_openpose_people, read_image_table
     from mvhand.stages.people import PeopleConfig, reconstruct_people
@@ -56,21 +55,24 @@ def command(calib_path: Path, fmt: str, table_path: Path | None, cameras: str | 
     if len(det) == 0:
         raise InputError("no person detections in the input", inputs[0])
     res = reconstruct_people(rig, det, cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_npz_atomic(out_dir / "hands3d_people.npz", hands3d=res.hands3d,
-                    person_ids=res.person_ids, body3d=res.body3d,
-                    hands_n_views=res.hands_n_views,
-                    hands_reprojection_error_px=res.hands_reprojection_error_px,
-                    body_n_views=res.body_n_views, det_camera=det.camera, det_frame=det.frame,
-                    det_person=res.det_person,
-                    det_hand_person=res.det_hand_person, det_side=res.det_side,
-                    cameras=list(det.cameras), units=res.units)  # fmt: skip
+    from mvhand.io.runfolder import RunFolder
+
     report = {"inputs": {"calibration": str(calib_path), "format": fmt,
                          "inputs": [str(p) for p in inputs]}, **res.report}  # fmt: skip
-    write_text_atomic(out_dir / "report_people.json", json.dumps(report, indent=2))
-    write_text_atomic(out_dir / "config.toml", config_to_toml(cfg))
+    with RunFolder(out_dir).transaction() as tx:  # one set, published whole
+        save_npz_atomic(tx.path("hands3d_people"), hands3d=res.hands3d,
+                        person_ids=res.person_ids, body3d=res.body3d,
+                        hands_n_views=res.hands_n_views,
+                        hands_reprojection_error_px=res.hands_reprojection_error_px,
+                        body_n_views=res.body_n_views, det_camera=det.camera,
+                        det_frame=det.frame, det_person=res.det_person,
+                        det_hand_person=res.det_hand_person, det_side=res.det_side,
+                        cameras=list(det.cameras), units=res.units,
+                        run_id=tx.run_id)  # fmt: skip
+        tx.write_report(report)
+        tx.write_config(config_to_toml(cfg))
     _summary(res.report)
-    click.echo(f"wrote {out_dir / 'hands3d_people.npz'}, report_people.json, config.toml")
+    click.echo(f"wrote {out_dir / 'hands3d_people.npz'}, report.json, config.toml")
 
 
 def _summary(report: dict) -> None:

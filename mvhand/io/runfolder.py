@@ -6,6 +6,7 @@ What a user sees in ``OUT/`` (each name is written by one function, all listed i
 - ``keypoints2d.npz``: the 2D keypoints of every camera (``mvhand run``);
 - ``report.json``: quality figures and every warning; ``config.toml``: the resolved config
   that replays the run; ``calibration.toml``: the cameras as used;
+- ``hands3d_people.npz``: every person's hands and body (``mvhand people``);
 - ``summary.png``; ``hand_model.npz``, ``joint_angles.csv``, ``fit_config.toml`` and meshes
   (the hand-model fit); ``overlay/`` (videos);
 - ``cache/``: per-camera 2D results, key-checked, kept across runs (not part of a set).
@@ -53,6 +54,7 @@ NAMES: dict[str, str] = {
     "joint_angles": "joint_angles.csv",
     "fit_config": "fit_config.toml",
     "overlay": "overlay",
+    "hands3d_people": "hands3d_people.npz",
 }
 #: Top-level names that are not part of a set.
 CACHE_DIR = "cache"
