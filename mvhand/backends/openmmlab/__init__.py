@@ -108,7 +108,7 @@ def build_model(spec: ModelSpec, device: Any) -> tuple[Any, Any, dict]:
     Returns:
         ``(model, config, checkpoint meta)``.
     """
-    from mmengine.config import Config
+    from mmengine.config import Config, ConfigDict
     from mmengine.model import revert_sync_batchnorm
 
     from mvhand.backends.openmmlab.estimators import _scope
@@ -117,7 +117,7 @@ def build_model(spec: ModelSpec, device: Any) -> tuple[Any, Any, dict]:
         cfg = Config.fromfile(str(spec.config))
     except Exception as exc:  # noqa: BLE001 - mmengine raises anything from a user's config
         raise ModelError(f"{spec.config}: cannot read the config ({exc})") from None
-    model_cfg = strip_init(cfg.model.to_dict())
+    model_cfg = ConfigDict(strip_init(cfg.model.to_dict()))  # models read it by attribute
     model_cfg["train_cfg"] = None
     registry = __import__(f"{spec.package}.registry", fromlist=["MODELS"]).MODELS
     try:
