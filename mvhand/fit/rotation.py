@@ -73,28 +73,15 @@ def kabsch(source: np.ndarray, target: np.ndarray,
         ``R (..., 3, 3)`` and ``t (..., 3)`` with ``target ~ source @ R.T + t``. Batches with
         fewer than 3 usable points give NaN.
     """
+    from mvhand.core.procrustes import procrustes
+
     source = np.asarray(source, dtype=float)
     target = np.asarray(target, dtype=float)
     w = np.ones(target.shape[:-1]) if weights is None else np.asarray(weights, dtype=float)
     ok = np.isfinite(target).all(-1) & np.isfinite(source).all(-1) & (w > 0)
-    w = np.where(ok, w, 0.0)
-    src = np.where(ok[..., None], source, 0.0)
-    tgt = np.where(ok[..., None], target, 0.0)
-    wsum = w.sum(-1, keepdims=True)
-    safe = np.where(wsum > 0, wsum, 1.0)
-    mu_s = (w[..., None] * src).sum(-2) / safe
-    mu_t = (w[..., None] * tgt).sum(-2) / safe
-    H = np.einsum("...n,...ni,...nj->...ij", w, src - mu_s[..., None, :], tgt - mu_t[..., None, :])
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.swapaxes(-1, -2) @ U.swapaxes(-1, -2)))
-    d = np.where(d == 0, 1.0, d)
-    D = np.zeros(H.shape)
-    D[..., 0, 0] = 1.0
-    D[..., 1, 1] = 1.0
-    D[..., 2, 2] = d
-    R = Vt.swapaxes(-1, -2) @ D @ U.swapaxes(-1, -2)
-    t = mu_t - np.einsum("...ij,...j->...i", R, mu_s)
-    bad = ok.sum(-1) < 3
+    R, t, _ = procrustes(source, target, np.where(ok, w, 0.0))
+    bad = ok.sum(-1) < 3  # procrustes returns the identity there; the fits want "unknown"
+    R, t = np.array(R, dtype=float), np.array(t, dtype=float)
     R[bad] = np.nan
     t[bad] = np.nan
     return R, t

@@ -134,8 +134,17 @@ def reconstruction_section(rec: ReconstructResult, rig: Rig) -> tuple[dict, list
     per_camera = camera_consistency(rec.hands3d, rig)
     section["cameras"] = per_camera
     if rec.hands3d.info:
-        section["optimizer"] = rec.hands3d.info
+        section["optimizer"] = _without_cost_histories(rec.hands3d.info)
     return section, consistency_warnings(per_camera)
+
+
+def _without_cost_histories(info: Any) -> Any:
+    """The optimizer's diagnostics without each window's per-iteration costs (long runs)."""
+    if isinstance(info, dict):
+        return {k: _without_cost_histories(v) for k, v in info.items() if k != "costs"}
+    if isinstance(info, list):
+        return [_without_cost_histories(v) for v in info]
+    return info
 
 
 def assemble(warnings: list[str], **sections: Any) -> dict[str, Any]:
