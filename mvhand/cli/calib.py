@@ -8,20 +8,22 @@ from typing import Any
 import click
 
 _UNITS = click.Choice(["m", "cm", "mm"])
-_IN_FORMATS = ("auto", "anipose", "qca", "opencv", "panoptic")
+_IN_FORMATS = ("auto", "anipose", "qca", "opencv", "panoptic", "caliscope", "kinect",
+               "matrix4x4")  # fmt: skip
 
 
 def _input_options(func: Any) -> Any:
     """The options that say how to read a calibration (shared by convert and show)."""
     func = click.option(
         "--camera-type", default=None, metavar="TYPE",
-        help="Panoptic only: keep the cameras of this type (hd, vga, kinect-color).",
+        help="Panoptic: keep the cameras of this type (hd, vga, kinect-color); Azure Kinect: "
+        "the colour mode (720p, 1080p (default), 1440p, 1536p, 2160p, 3072p).",
     )(func)  # fmt: skip
     func = click.option(
         "--in-units", type=_UNITS, default=None,
         help="Units of the input's translations when the file does not record them (anipose "
-        "TOML without [metadata] units, OpenCV YAML without 'units'); default m. QCA is "
-        "always mm and Panoptic always cm.",
+        "TOML without [metadata] units, OpenCV YAML without 'units'); default m. QCA and "
+        "matrix4x4 are always mm, Panoptic cm, caliscope and Azure Kinect m.",
     )(func)  # fmt: skip
     func = click.option(
         "--from", "fmt", type=click.Choice(_IN_FORMATS), default="auto", show_default=True,
@@ -104,7 +106,10 @@ def command() -> None:
 def convert(src: Path, dst: Path, fmt: str, in_units: str | None, camera_type: str | None,
             units: str, out_fmt: str, cameras: str | None, quiet: bool) -> None:  # fmt: skip
     """Convert calibration SRC (anipose TOML, Qualisys QCA, OpenCV/EasyMocap YAML, CMU Panoptic
-    JSON) to DST (anipose TOML by default, with [metadata] units)."""
+    JSON, caliscope/FreeMoCap camera_array.toml, Azure Kinect raw JSON (colour camera), or a
+    matrix4x4 camera table: per camera name, size, K, distortion and a camera-to-reference 4x4
+    in mm, as JSON or CSV, see mvhand/io/calib_formats.py) to DST (anipose TOML by default,
+    with [metadata] units)."""
     from mvhand.io.calib_convert import detect_format, save_any_calibration
 
     src_fmt = detect_format(src) if fmt == "auto" else fmt

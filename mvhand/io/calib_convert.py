@@ -12,7 +12,15 @@ qca           ``*.qca``, ``*.qca.txt``    always millimetres
 opencv        ``*.yml``, ``*.yaml``,      a ``units`` node if present; else ``in_units``
               OpenCV ``*.xml``, a folder  (EasyMocap writes metres)
 panoptic      ``*.json``                  always centimetres
+caliscope     ``camera_array.toml``       always metres (caliscope/FreeMoCap)
+              (``[cameras.N]`` tables)
+kinect        Azure Kinect raw JSON       always metres (``Rt`` translations)
+              (``CalibrationInformation``)
+matrix4x4     ``*.csv``, or ``*.json``    always millimetres (camera-to-reference 4x4)
+              with ``camera_to_reference``
 ============  ==========================  ================================================
+
+The last three are described in :mod:`mvhand.io.calib_formats`.
 
 Camera order is the file's order (a folder of per-camera YAML files is sorted naturally, so
 ``cam_2`` comes before ``cam_10``).
@@ -44,9 +52,11 @@ from mvhand.io.calibration import load_calibration, save_calibration
 
 log = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("anipose", "qca", "opencv", "panoptic")
+FORMATS: tuple[str, ...] = ("anipose", "qca", "opencv", "panoptic", "caliscope", "kinect",
+                            "matrix4x4")  # fmt: skip
 #: Units each format fixes; formats absent here take the file's or the caller's units.
-FORMAT_UNITS: dict[str, str] = {"qca": "mm", "panoptic": "cm"}
+FORMAT_UNITS: dict[str, str] = {"qca": "mm", "panoptic": "cm", "caliscope": "m", "kinect": "m",
+                                "matrix4x4": "mm"}  # fmt: skip
 _YAML_SUFFIXES = (".yml", ".yaml")
 _QCA_SUBPIXEL = 64.0
 
@@ -75,6 +85,11 @@ def detect_format(path: str | Path) -> str:
     name = path.name.lower()
     if name.endswith((".qca", ".qca.txt")):
         return "qca"
+    from mvhand.io.calib_formats import detect_new_format
+
+    new = detect_new_format(path)
+    if new is not None:
+        return new
     by_suffix = {".toml": "anipose", ".json": "panoptic", ".yml": "opencv", ".yaml": "opencv"}
     if path.suffix.lower() in by_suffix:
         return by_suffix[path.suffix.lower()]
@@ -105,7 +120,9 @@ def load_any_calibration(path: str | Path, fmt: str = "auto", units: str | None 
         in_units: units of the file's translations when the file does not record them
             (anipose without ``[metadata] units``, OpenCV YAML without ``units``); default
             metres. Ignored, with a warning, for formats whose units are fixed.
-        camera_type: Panoptic only: keep cameras of this ``type`` ("hd", "vga", ...).
+        camera_type: Panoptic: keep cameras of this ``type`` ("hd", "vga", ...); Azure
+            Kinect: the colour resolution mode ("720p", "1080p" (default), "1440p", "1536p",
+            "2160p", "3072p").
 
     Raises:
         CalibrationError: naming the file and the problem.
@@ -120,16 +137,21 @@ def load_any_calibration(path: str | Path, fmt: str = "auto", units: str | None 
     if fixed and in_units and in_units != fixed:
         log.warning("%s: %s calibrations are always in %s; ignoring in_units=%s",
                     path, fmt, fixed, in_units)  # fmt: skip
-    if camera_type is not None and fmt != "panoptic":
-        raise CalibrationError("camera_type applies to Panoptic calibrations only", path)
+    if camera_type is not None and fmt not in ("panoptic", "kinect"):
+        raise CalibrationError("camera_type applies to Panoptic and Azure Kinect calibrations "
+                               "only", path)  # fmt: skip
     if fmt == "anipose":
         rig = load_calibration(path, in_units)
     elif fmt == "qca":
         rig = read_qca(path)
     elif fmt == "opencv":
         rig = read_opencv_yaml(path, in_units)
-    else:
+    elif fmt == "panoptic":
         rig = read_panoptic(path, camera_type)
+    else:
+        from mvhand.io import calib_formats
+
+        rig = calib_formats.read_new_format(path, fmt, camera_type)
     return rig if units is None or units == rig.units else rig.to_units(units)
 
 
