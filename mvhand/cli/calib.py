@@ -544,3 +544,55 @@ def from_people(videos: tuple[Path, ...], intr_path: Path, keypoints: Path | Non
             "forward); move it with mvhand calib set-origin"}  # fmt: skip
     save_calibration(out, res.rig, meta)
     click.echo(f"wrote {out}: {len(res.rig)} cameras; scale: {scale}")
+
+
+@command.command("sync")
+@click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--calib", "cal", type=click.Path(path_type=Path), required=True,
+              help="The rig's calibration (intrinsics and extrinsics).")
+@click.option("--keypoints", type=click.Path(path_type=Path), default=None,
+              help="Use this mvhand 2D keypoint file (keypoints2d.npz, every frame) instead of "
+              "VIDEOS.")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output TOML (default: update CAL itself, which must be an anipose TOML).")
+@click.option("--max-offset", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Largest offset searched, frames.")
+@click.option("--reference", default=None, metavar="CAMERA",
+              help="The camera whose offset is 0 (default: the first).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Keypoints below this confidence are not used.")
+@_MAX_FRAMES
+def sync(videos: tuple[Path, ...], cal: Path, keypoints: Path | None, out: Path | None,
+         max_offset: int, reference: str | None, min_score: float,
+         max_frames: int | None) -> None:  # fmt: skip
+    """Per-camera frame offsets from the motion of the people in VIDEOS (or --keypoints),
+    written to the calibration's [metadata] frame_offsets, which `mvhand run` applies. Camera
+    c's frame f + offset shows the instant of the reference camera's frame f (a video that
+    started k frames late has offset -k)."""
+    import tomllib
+
+    from mvhand.calibrate.sync import estimate_frame_offsets
+    from mvhand.errors import ConfigError
+    from mvhand.io.calib_convert import detect_format, load_rig
+    from mvhand.io.calibration import save_calibration
+
+    if out is None and detect_format(cal) != "anipose":
+        raise ConfigError(f"{cal} is not an anipose TOML: give --out for the result")
+    full = load_rig(cal)
+    pts, scores, _, rig = _people_inputs(full, videos, keypoints, 1, max_frames)
+    ref = 0 if reference is None else rig.index(reference)
+    res = estimate_frame_offsets(rig, pts, scores, max_offset, min_score, ref)
+    for n, o, s, b, a in zip(res.cameras, res.offsets, res.subframe, res.reproj_before_px,
+                             res.reproj_after_px, strict=True):  # fmt: skip
+        click.echo(f"{n}: offset {o:+d} frames (sub-frame {s:+.2f}); median reprojection "
+                   f"{b:.2f} px without offsets, {a:.2f} px with")  # fmt: skip
+    meta: dict = {}
+    if detect_format(cal) == "anipose":
+        meta = dict(tomllib.loads(cal.read_text(encoding="utf-8")).get("metadata", {}))
+    meta.pop("units", None)
+    meta["frame_offsets"] = {**{n: 0 for n in full.names}, **res.as_dict()}
+    meta["frame_offsets_source"] = (f"mvhand calib sync (people's motion, reference "
+                                    f"{res.reference}, max offset {max_offset})")  # fmt: skip
+    target = out or cal
+    save_calibration(target, full, meta)
+    click.echo(f"wrote {target}: frame offsets {res.as_dict()}")

@@ -175,9 +175,13 @@ def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: b
     rng = frame_range(cfg, check.n_frames)
     for w in input_warnings:
         log.warning(w)
+    offsets = _frame_offsets(calib, videos)
+    cam_frames: range | dict[str, range] = rng
+    if offsets:
+        rng, cam_frames, cfg = _offset_ranges(cfg, videos, offsets)
     t_in = time.perf_counter()
-    results, reused = compute_cameras_2d(videos, rng, cfg, folder.root, progress, use_cache,
-                                         factory)  # fmt: skip
+    results, reused = compute_cameras_2d(videos, cam_frames, cfg, folder.root, progress,
+                                         use_cache, factory)  # fmt: skip
     for w in _camera_warnings(results):
         log.warning(w)
     t_2d = time.perf_counter()
@@ -200,9 +204,39 @@ def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: b
         log.warning(w)
     timings = {"inputs": t_in - t0, "cameras_2d": t_2d - t_in, "reconstruct": t_3d - t_2d}
     run_info = _run_info(videos, rng, fps, check, results, reused, refine_info)
+    if offsets:
+        run_info["inputs"]["frame_offsets"] = offsets
     report = _publish(folder, cfg, kp, rec, check.rig, videos, rng, run_info, section,
                       timings, warnings, str(videos_dir))  # fmt: skip
     return RunResult(folder.root, kp, results, report, tuple(reused), rec.hands3d)
+
+
+def _frame_offsets(calib, videos: dict[str, Path]) -> dict[str, int]:
+    """The calibration's ``[metadata] frame_offsets`` of the used cameras; {} when all 0."""
+    from mvhand.calibrate.sync import read_frame_offsets
+
+    if isinstance(calib, Rig):
+        return {}
+    offsets = read_frame_offsets(calib, list(videos))
+    return offsets if any(offsets.values()) else {}
+
+
+def _offset_ranges(cfg: PipelineConfig, videos: dict[str, Path], offsets: dict[str, int]
+                   ) -> tuple[range, dict[str, range], PipelineConfig]:  # fmt: skip
+    """Frame offsets (camera c's frame f + offset shows the instant of frame f): each camera
+    reads its own shifted range; the common range shrinks to the frames every camera has.
+    The refine pass and the overlays read one range for all videos, so they are turned off."""
+    from mvhand.calibrate.sync import shifted_ranges
+
+    lengths = {c: probe_video(p).n_frames for c, p in videos.items()}
+    rng, per_cam = shifted_ranges(cfg.video.start, cfg.video.stop, cfg.video.step, lengths,
+                                  offsets)  # fmt: skip
+    log.info("frame offsets %s: reference frames %d:%d", offsets, rng.start, rng.stop)
+    if cfg.refine.enabled or cfg.overlay:
+        log.warning("the calibration has frame offsets %s: the refine pass and the overlays do "
+                    "not support them yet and are skipped", offsets)  # fmt: skip
+        cfg = replace(cfg, refine=replace(cfg.refine, enabled=False), overlay=False)
+    return rng, per_cam, cfg
 
 
 def _refine(folder, videos, rng, kp, rec, rig, cfg, results, factory, use_cache, progress):

@@ -23,7 +23,7 @@ import queue as queue_mod
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,12 +74,14 @@ class CameraTask:
     key: str
 
 
-def camera_tasks(cams: dict[str, Path], frames: range, cfg: PipelineConfig, out_dir: Path
-                 ) -> list[CameraTask]:  # fmt: skip
-    """One task per camera, in camera order."""
+def camera_tasks(cams: dict[str, Path], frames: range | Mapping[str, range], cfg: PipelineConfig,
+                 out_dir: Path) -> list[CameraTask]:  # fmt: skip
+    """One task per camera, in camera order; ``frames`` is one range for all cameras or each
+    camera's own (frame offsets); the cache key is made with the camera's own range."""
     frontend = frontend_dict(cfg)
-    return [CameraTask(cam, Path(video), frames, cfg, Path(out_dir),
-                       cache_key(video, frames, frontend)) for cam, video in cams.items()]
+    own = (lambda c: frames[c]) if isinstance(frames, Mapping) else (lambda c: frames)
+    return [CameraTask(cam, Path(video), own(cam), cfg, Path(out_dir),
+                       cache_key(video, own(cam), frontend)) for cam, video in cams.items()]
 
 
 def load_cached(task: CameraTask) -> Camera2D | None:
@@ -94,11 +96,13 @@ def run_camera_task(task: CameraTask, backend: Any, progress: Progress) -> Camer
     return result
 
 
-def compute_cameras_2d(cams: dict[str, Path], frames: range, cfg: PipelineConfig, out_dir: Path,
+def compute_cameras_2d(cams: dict[str, Path], frames: range | Mapping[str, range],
+               cfg: PipelineConfig, out_dir: Path,
                progress: Progress, use_cache: bool, backend_factory: Callable
                ) -> tuple[dict[str, Camera2D], list[str]]:  # fmt: skip
     """Per camera: the cached 2D result, or compute and cache it.
 
+    ``frames``: one range for every camera, or camera -> its own range (all of one length).
     The cameras to compute run on ``cfg.workers`` worker processes (0: the cores available;
     1: in this process).
 
@@ -117,7 +121,7 @@ def compute_cameras_2d(cams: dict[str, Path], frames: range, cfg: PipelineConfig
         results[task.camera] = cached
         if cached is not None:
             reused.append(task.camera)
-            progress("body", task.camera, len(frames), len(frames))
+            progress("body", task.camera, len(task.frames), len(task.frames))
             progress("track", task.camera, 1, 1)
         else:
             todo.append(task)
