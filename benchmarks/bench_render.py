@@ -5,9 +5,9 @@ instruments), one camera, 1080x1920.
     python benchmarks/bench_render.py [--frames 10] [--camera 5] [--open3d]
 
 Prints CPU seconds (ours) and wall seconds (Open3D, whose renderer threads are not this
-process's CPU time alone) per frame for each (colour; and colour + depth for Open3D, which the truth's
-visibility needs), the static part's one-off cost, and how far Open3D's depth image and ours
-agree on the hand pixels.
+process's CPU time alone) per frame for each (colour; and colour + depth for Open3D, which the
+truth's visibility needs), the static part's one-off cost, and how far Open3D's depth image
+and ours agree on the hand pixels.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mvhand.bench.dataset import load_sequence, load_truth2d
-from mvhand.bench.render.camera_render import OCCLUDER_NAMES, SURFACE_TOL_M, render_static
+from mvhand.bench.render.camera_render import OCCLUDER_NAMES, SURFACE_TOL_M
+from mvhand.bench.render.closeup import render_open_hand
 from mvhand.bench.render.geometry import Material, plane
 from mvhand.bench.render.raster import Buffers, rasterize
 from mvhand.bench.render.scene import (
@@ -19,7 +20,6 @@ from mvhand.bench.render.scene import (
     static_scene,
 )
 from mvhand.bench.render.sequence import RenderConfig, render_sequence
-from mvhand.bench.render.closeup import render_open_hand
 from mvhand.bench.render.skin import WEBXR_21, load_hand
 from mvhand.core.synthetic import hand_pose, look_at
 
