@@ -186,3 +186,37 @@ def test_run_honours_frame_offsets(tmp_path):
                          backend_factory=Factory(scene))  # fmt: skip
     assert plain.keypoints.n_frames == N_FRAMES - 3
     assert not np.allclose(plain.keypoints.keypoints_px[1], scene.proj[1, : N_FRAMES - 3])
+
+
+@pytest.mark.slow
+def test_pose2sim_video_without_its_first_frames(shared_data, tmp_path):
+    """Real videos: cam02.mp4 re-written without its first 3 frames; `calib sync` (body
+    keypoints of the 2D front-end, ~20 s here) finds cam02 = -3 and the others 0 (the
+    original videos give 0 everywhere: benchmarks/bench_sync.py)."""
+    from mvhand.io.calib_convert import load_any_calibration
+
+    src = shared_data / "pose2sim_single"
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for cam in ("cam01", "cam03", "cam04"):
+        (videos / f"{cam}.mp4").symlink_to(src / "videos" / f"{cam}.mp4")
+    cap = cv2.VideoCapture(str(src / "videos" / "cam02.mp4"))
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    out = cv2.VideoWriter(str(videos / "cam02.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                          cap.get(cv2.CAP_PROP_FPS), size)  # fmt: skip
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i >= 3:
+            out.write(frame)
+        i += 1
+    out.release()
+    cal = tmp_path / "cams.toml"
+    save_calibration(cal, load_any_calibration(src / "Calib.qca.txt"))
+    res = CliRunner().invoke(cli, ["calib", "sync", "--calib", str(cal), str(videos),
+                                   "--max-offset", "15"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    offsets = tomllib.loads(cal.read_text())["metadata"]["frame_offsets"]
+    assert offsets == {"cam01": 0, "cam02": -3, "cam03": 0, "cam04": 0}
