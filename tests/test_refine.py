@@ -125,3 +125,37 @@ def test_plan_skips_hands_that_already_agree_and_hands_not_projected():
     np.testing.assert_array_equal(plan_refine(kp, proj, RefineConfig(skip_offset=0.0)),
                                   [True, True, True, False])  # fmt: skip
     assert offset(kp[0], proj[0]) == pytest.approx(0.0)
+
+
+def test_a_frames_crops_go_to_the_hand_model_in_one_batch_when_it_offers_one():
+    from mvhand.backends.base import HandCrop, HandKeypoints
+    from mvhand.stages.refine import estimate_crops
+
+    class OneByOne:
+        def __init__(self):
+            self.calls = 0
+
+        def estimate(self, image, crop):
+            self.calls += 1
+            xy = np.tile(np.asarray(crop.center_px, float), (21, 1))
+            return HandKeypoints(xy, np.full(21, 0.9), 0.9)
+
+    class Batched(OneByOne):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def estimate_batch(self, image, crops):
+            self.batches.append(len(crops))
+            return [OneByOne.estimate(self, image, c) for c in crops]
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    crops = [HandCrop(np.array([10.0, 20.0]), 30.0, 0.0),
+             HandCrop(np.array([40.0, 5.0]), 30.0, 0.0)]
+    single, batched = OneByOne(), Batched()
+    a, b = estimate_crops(single, image, crops), estimate_crops(batched, image, crops)
+    assert single.calls == 2 and batched.batches == [2]
+    for x, y, crop in zip(a, b, crops, strict=True):
+        np.testing.assert_array_equal(x.keypoints_px, y.keypoints_px)
+        np.testing.assert_array_equal(x.keypoints_px[0], crop.center_px)
+    assert estimate_crops(batched, image, []) == [] and batched.batches == [2]

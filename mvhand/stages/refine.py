@@ -173,6 +173,16 @@ def frames_needed(todo: np.ndarray) -> int:
     return int(np.flatnonzero(todo.any(axis=1)).max()) + 1 if todo.any() else 0
 
 
+def estimate_crops(model: HandKeypointEstimator, image: np.ndarray, crops: list) -> list:
+    """The hand model on every crop of one frame: in one batch where the backend offers
+    ``estimate_batch`` (OpenMMLab), else one by one."""
+    if not crops:
+        return []
+    batch = getattr(model, "estimate_batch", None)
+    return list(batch(image, crops)) if batch is not None else [
+        model.estimate(image, crop) for crop in crops]
+
+
 def _refine_camera(images: Iterable, c: int, kp: Keypoints2D, presence: np.ndarray,
                    proj: np.ndarray, todo: np.ndarray, model: HandKeypointEstimator,
                    cfg: RefineConfig, joints: Hands2DConfig, out: dict,
@@ -187,11 +197,11 @@ def _refine_camera(images: Iterable, c: int, kp: Keypoints2D, presence: np.ndarr
         progress("refine", kp.cameras[c], i + 1, T)
         if image is None:
             continue
-        for h in np.flatnonzero(todo[i]):
-            crop = crop_from_hand_keypoints(proj[i, h], scale=cfg.crop_scale)
-            if crop is None:
-                continue
-            res = model.estimate(image, crop)
+        crops = {int(h): crop_from_hand_keypoints(proj[i, h], scale=cfg.crop_scale)
+                 for h in np.flatnonzero(todo[i])}  # fmt: skip
+        crops = {h: crop for h, crop in crops.items() if crop is not None}
+        for h, res in zip(crops, estimate_crops(model, image, list(crops.values())),
+                          strict=True):  # fmt: skip
             out["attempted"][c, i, h] = True
             new_kp, new_sc = clean_joints(res.keypoints_px, res.scores, True, joints)
             what = _decide(kp.keypoints_px[c, i, h], float(presence[i, h]), new_kp,
