@@ -198,3 +198,20 @@ def test_extending_a_folder_of_an_older_mvhand_keeps_its_files(tmp_path):
         write_text_atomic(tx.path("hand_model"), "fit")
     assert (out / "hands3d.csv").read_text() == "old results"
     assert (out / "hands3d.csv").is_symlink() and (out / "hand_model.npz").read_text() == "fit"
+
+
+def test_a_fresh_folder_never_writes_into_the_current_sets_files(tmp_path):
+    folder = RunFolder(tmp_path / "out")
+    with folder.transaction() as tx:
+        (tx.dir / "overlay").mkdir()
+        (tx.dir / "overlay" / "cam1.mp4").write_text("old video")
+        tx.write_report({})
+    old = folder.path("overlay").resolve() / "cam1.mp4"
+    with folder.transaction(keep=True) as tx:
+        fresh = tx.fresh_folder("overlay")
+        assert not fresh.exists()
+        fresh.mkdir()
+        with open(fresh / "cam1.mp4", "w") as fh:  # written in place, as video writers do
+            fh.write("new video")
+        assert old.read_text() == "old video"  # the hard-linked copy was not truncated
+    assert (folder.root / "overlay" / "cam1.mp4").read_text() == "new video"

@@ -63,31 +63,27 @@ class RecordingPlan:
     done_row: dict[str, Any] | None = field(default=None, compare=False)
 
 
-def _file_stat(path: Path) -> list[int]:
-    st = Path(path).stat()
-    return [st.st_size, st.st_mtime_ns]
-
 
 def plan_recording(rec: Recording, out_root: Path, cfg: PipelineConfig,
                    frames: tuple[int, int | None] | None = None) -> RecordingPlan:  # fmt: skip
     """The plan of one recording; a problem with its inputs becomes ``error``."""
-    from mvhand.pipeline.run import frame_range, load_rig, prepare_inputs
+    from mvhand.io.calib_convert import load_rig
+    from mvhand.pipeline.cache import file_identity
+    from mvhand.pipeline.run import frame_range, prepare_inputs, resolve_config
 
     out = Path(out_root) / rec.name
     if rec.problem is not None:
         return RecordingPlan(rec, out, error=rec.problem)
-    cfg = dataclasses.replace(cfg, workers=1)
-    if frames is not None:  # folded into the config, which is saved with the results
-        cfg = dataclasses.replace(cfg, video=dataclasses.replace(
-            cfg.video, start=frames[0], stop=frames[1]))  # fmt: skip
+    # frames are folded into the config, which is saved with the results
+    cfg = dataclasses.replace(resolve_config(cfg, frames), workers=1)
     try:
-        rig = load_rig(rec.calib)
+        rig = load_rig(rec.calib, cfg.units)
         videos, check, _ = prepare_inputs(rig, rec.videos, cfg)
         rng = frame_range(cfg, check.n_frames)
     except (MvhandError, OSError) as exc:
         return RecordingPlan(rec, out, error=str(exc))
     tasks = camera_tasks(videos, rng, cfg, out)
-    doc = {"cameras": [t.key for t in tasks], "calib": [str(rec.calib), *_file_stat(rec.calib)],
+    doc = {"cameras": [t.key for t in tasks], "calib": file_identity(rec.calib),
            "config": config_to_toml(cfg), "frames": [rng.start, rng.stop, rng.step]}
     key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
     done = _done_row(out, key)

@@ -37,12 +37,10 @@ def command(run_dir: Path, formats: str, out_dir: Path | None, units: str, up: s
         for path in export_run(run_dir, cfg, out_dir, rate_hz):
             click.echo(f"wrote {path}")
         return
-    import shutil
-
     from mvhand.io.runfolder import RunFolder
 
     with RunFolder(run_dir).transaction(keep=True) as tx:  # the exports join the run's set
-        shutil.rmtree(tx.dir / cfg.folder, ignore_errors=True)  # never the old set's files
+        tx.fresh_folder(cfg.folder)
         written = export_run(tx.dir, cfg, None, rate_hz)
     for path in written:
         click.echo(f"wrote {run_dir / path.relative_to(tx.dir)}")

@@ -60,14 +60,12 @@ def _staged(run_folder: Path, out_dir: Path | None, write) -> tuple[list[Path], 
     import os
     import shutil
 
-    from mvhand.io.runfolder import RunFolder
+    from mvhand.io.runfolder import NAMES, RunFolder
 
     if out_dir is None:
         folder = RunFolder(run_folder)
         with folder.transaction(keep=True) as tx:
-            staged = tx.path("overlay")
-            shutil.rmtree(staged, ignore_errors=True)  # never write into the old set's files
-            paths = write(staged)
+            paths = write(tx.fresh_folder(NAMES["overlay"]))
         final = folder.path("overlay")
         return [final / p.name for p in paths], final
     tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from mvhand.errors import InputError, OutputError
+from mvhand.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -260,16 +261,20 @@ class Transaction:
         """Where to write the file of ``role`` in this set."""
         return self.dir / NAMES[role]
 
+    def fresh_folder(self, name: str) -> Path:
+        """An empty folder ``name`` of this set, for writers that write files in place (video
+        writers): the copy carried over from the current set is removed first, so the current
+        set's files are never written into."""
+        path = self.dir / name
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
     def write_report(self, report: dict[str, Any]) -> None:
         """``report.json`` with this set's ``run_id``."""
-        from mvhand.io.atomic import write_text_atomic
-
         write_text_atomic(self.path("report"), to_json({"run_id": self.run_id, **report}))
 
     def write_config(self, toml_text: str) -> None:
         """``config.toml``, headed by this set's ``run_id``."""
-        from mvhand.io.atomic import write_text_atomic
-
         write_text_atomic(self.path("config"), f"# mvhand run {self.run_id}\n{toml_text}")
 
     def carry_over(self, files: list[Path]) -> None:
