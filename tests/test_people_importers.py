@@ -213,3 +213,24 @@ def test_cli_people_openpose_end_to_end(tmp_path, seq):
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
     assert report["people_found"] >= 3 and "people found" in res.output
+
+
+def test_people_file_round_trip(tmp_path, seq):
+    from mvhand.io.people import load_people, save_people
+    from mvhand.stages.people import reconstruct_people
+
+    det = seq.detections
+    res = reconstruct_people(seq.rig, det)
+    save_people(tmp_path / "p.npz", res, det, frames=range(10, 10 + det.n_frames), primary=1,
+                run_id="abc")  # fmt: skip
+    back = load_people(tmp_path / "p.npz")
+    for k in ("camera", "frame", "body_px", "body_scores", "hands_px", "hands_scores", "source"):
+        np.testing.assert_array_equal(getattr(back.detections, k), getattr(det, k))
+    assert back.detections.cameras == det.cameras and back.detections.fps == det.fps
+    for k in ("hands3d", "body3d", "person_ids", "det_person", "det_hand_person", "det_side"):
+        np.testing.assert_array_equal(getattr(back.result, k), getattr(res, k))
+    assert back.result.units == res.units and back.primary == 1 and back.run_id == "abc"
+    np.testing.assert_array_equal(back.frames, np.arange(10, 10 + det.n_frames))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="bad.npz"):
+        load_people(tmp_path / "bad.npz")

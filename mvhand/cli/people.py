@@ -38,9 +38,9 @@ def command(calib_path: Path, fmt: str, table_path: Path | None, cameras: str | 
     """
     from mvhand.config import config_to_toml, load_config
     from mvhand.errors import InputError
-    from mvhand.io.atomic import save_npz_atomic
     from mvhand.io.calib_convert import load_rig
     from mvhand.io.importers import import_coco_people, import_openpose_people, read_image_table
+    from mvhand.io.people import save_people
     from mvhand.stages.people import PeopleConfig, reconstruct_people
 
     cfg = load_config(PeopleConfig, config_path, overrides, section="people")
@@ -60,15 +60,7 @@ def command(calib_path: Path, fmt: str, table_path: Path | None, cameras: str | 
     report = {"inputs": {"calibration": str(calib_path), "format": fmt,
                          "inputs": [str(p) for p in inputs]}, **res.report}  # fmt: skip
     with RunFolder(out_dir).transaction() as tx:  # one set, published whole
-        save_npz_atomic(tx.path("hands3d_people"), hands3d=res.hands3d,
-                        person_ids=res.person_ids, body3d=res.body3d,
-                        hands_n_views=res.hands_n_views,
-                        hands_reprojection_error_px=res.hands_reprojection_error_px,
-                        body_n_views=res.body_n_views, det_camera=det.camera,
-                        det_frame=det.frame, det_person=res.det_person,
-                        det_hand_person=res.det_hand_person, det_side=res.det_side,
-                        cameras=list(det.cameras), units=res.units,
-                        run_id=tx.run_id)  # fmt: skip
+        save_people(tx.path("hands3d_people"), res, det, run_id=tx.run_id)
         tx.write_report(report)
         tx.write_config(config_to_toml(cfg))
     _summary(res.report)
