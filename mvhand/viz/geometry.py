@@ -59,6 +59,40 @@ def _whiten(rgb: np.ndarray) -> np.ndarray:
     return rgb * (1 - LEFT_HAND_WHITEN) + LEFT_HAND_WHITEN
 
 
+#: One colour per person id (RGB in [0, 1]), the same in the 2D overlays, the summary and the
+#: 3D views; chosen to stay apart from each other, from the unassociated grey and on both a
+#: dark background and video. Ids beyond the table reuse it (``id % len``).
+PERSON_RGB: np.ndarray = np.array([
+    [0.10, 0.55, 1.00],  # blue
+    [1.00, 0.50, 0.05],  # orange
+    [0.15, 0.85, 0.25],  # green
+    [0.95, 0.10, 0.45],  # crimson
+    [0.65, 0.35, 1.00],  # violet
+    [0.00, 0.90, 0.90],  # cyan
+    [1.00, 0.90, 0.10],  # yellow
+    [0.75, 0.45, 0.20],  # brown
+    [1.00, 0.60, 0.85],  # pink
+    [0.55, 0.75, 0.05],  # olive
+])  # fmt: skip
+#: Colour of detections that no person got (2D).
+UNASSOCIATED_RGB: np.ndarray = np.array([0.6, 0.6, 0.6])
+#: A person's left hand is drawn this much paler than the right (its box and label are not).
+PERSON_LEFT_WHITEN = 0.35
+
+
+def person_rgb(person_id: int) -> np.ndarray:
+    """The colour ``(3,)`` in [0, 1] of person ``person_id`` (negative: unassociated grey)."""
+    if person_id < 0:
+        return UNASSOCIATED_RGB.copy()
+    return PERSON_RGB[int(person_id) % len(PERSON_RGB)].copy()
+
+
+def person_hand_rgb(person_id: int, side: int) -> np.ndarray:
+    """The colour of person ``person_id``'s hand ``side`` (0 left: paler, 1 right)."""
+    rgb = person_rgb(person_id)
+    return rgb * (1 - PERSON_LEFT_WHITEN) + PERSON_LEFT_WHITEN if side == 0 else rgb
+
+
 def error_rgb(error_px: np.ndarray, max_px: float = 20.0) -> np.ndarray:
     """Colour by reprojection error: green at 0 px, yellow at half ``max_px``, red beyond.
 
@@ -214,6 +248,45 @@ def skeleton_mesh(points: np.ndarray, units: str, error_px: np.ndarray | None = 
             jc, bc = error_rgb(error_px[h], max_error_px), np.full((len(BONES), 3), 0.6)
         parts.append(spheres(p, JOINT_RADIUS_M * k, jc))
         parts.append(tubes(p[BONES[:, 0]], p[BONES[:, 1]], BONE_RADIUS_M * k, bc))
+    return TriMesh.concat(parts)
+
+
+#: Shoulder, elbow and wrist of the left and right arm in COCO-17 (as mvhand.core.people).
+_ARM_CHAIN = np.array([[5, 7, 9], [6, 8, 10]])
+ARM_RADIUS_M = 0.012
+
+
+def person_mesh(hands: np.ndarray, body: np.ndarray | None, person_id: int, units: str,
+                error_px: np.ndarray | None = None, max_error_px: float = 20.0,
+                scale: float = 1.0) -> TriMesh:  # fmt: skip
+    """One person's hands and arm chains, all in the person's colour (:func:`person_rgb`).
+
+    Args:
+        hands: ``(2, 21, 3)`` joints of one frame (0 left, drawn paler; 1 right); NaN left out.
+        body: ``(17, 3)`` COCO-17 body joints or None; the shoulder-elbow-wrist chains are drawn.
+        person_id: the person's id (sets the colour).
+        units: the points' units.
+        error_px: ``(2, 21)`` reprojection errors; if given, hand joints by error, bones grey.
+        max_error_px: error drawn fully red.
+        scale: factor on the radii.
+    """
+    k = units_per_m(units) * scale
+    parts = []
+    for h in range(2):
+        p = hands[h]
+        if error_px is None:
+            jc = np.tile(person_hand_rgb(person_id, h), (len(p), 1))
+            bc = np.tile(person_hand_rgb(person_id, h) * 0.8, (len(BONES), 1))
+        else:
+            jc, bc = error_rgb(error_px[h], max_error_px), np.full((len(BONES), 3), 0.6)
+        parts.append(spheres(p, JOINT_RADIUS_M * k, jc))
+        parts.append(tubes(p[BONES[:, 0]], p[BONES[:, 1]], BONE_RADIUS_M * k, bc))
+    if body is not None:
+        arm = np.asarray(body, float)[_ARM_CHAIN]  # (2, 3, 3)
+        rgb = person_rgb(person_id)
+        parts.append(spheres(arm.reshape(-1, 3), 1.3 * ARM_RADIUS_M * k, rgb))
+        parts.append(tubes(arm[:, :2].reshape(-1, 3), arm[:, 1:].reshape(-1, 3),
+                           ARM_RADIUS_M * k, rgb))  # fmt: skip
     return TriMesh.concat(parts)
 
 

@@ -194,12 +194,24 @@ def _check_inputs(videos: dict[str, Path], keypoints2d: Keypoints2D, hands3d: Ha
     if hands3d is not None and hands3d.keypoints3d.shape[0] != T:
         raise InputError(f"the 2D keypoints have {T} frames but the 3D results "
                          f"{hands3d.keypoints3d.shape[0]}; give files of the same run")  # fmt: skip
+    return match_cameras(videos, keypoints2d.cameras, rig), check_frame_indices(frame_indices, T)
+
+
+def check_frame_indices(frame_indices, n_frames: int) -> np.ndarray:
+    """``(T,)`` increasing video frame numbers (``0 .. T-1`` for None); InputError if not."""
+    T = n_frames
     idx = np.arange(T) if frame_indices is None else np.asarray(list(frame_indices), np.int64)
     if idx.shape != (T,) or (np.diff(idx) <= 0).any() or (idx < 0).any():
         raise InputError(f"frame_indices must be {T} increasing video frame numbers, one per "
                          f"keypoint frame; got {idx.shape[0]} values")  # fmt: skip
-    cams = [c for c in keypoints2d.cameras if c in videos]
-    missing = [c for c in keypoints2d.cameras if c not in videos]
+    return idx
+
+
+def match_cameras(videos: dict[str, Path], cameras: Sequence[str], rig: Rig) -> list[str]:
+    """The ``cameras`` that have a video (a warning names the others); InputError if one is
+    not in ``rig`` or none has a video."""
+    cams = [c for c in cameras if c in videos]
+    missing = [c for c in cameras if c not in videos]
     if missing:
         log.warning("no video for camera(s) %s; their overlays are skipped", ", ".join(missing))
     absent = [c for c in cams if c not in rig.names]
@@ -207,10 +219,9 @@ def _check_inputs(videos: dict[str, Path], keypoints2d: Keypoints2D, hands3d: Ha
         raise InputError(f"camera(s) {', '.join(absent)} of the keypoints are not in the "
                          f"calibration (it has: {', '.join(rig.names)})")  # fmt: skip
     if not cams:
-        names = ", ".join(keypoints2d.cameras)
-        raise InputError(f"no video matches a camera of the keypoints ({names}); name each "
-                         "video after its camera (file stem = camera name)")
-    return cams, idx
+        raise InputError(f"no video matches a camera of the keypoints ({', '.join(cameras)}); "
+                         "name each video after its camera (file stem = camera name)")
+    return cams
 
 
 def write_overlays(out_dir: str | Path, videos: dict[str, Path], keypoints2d: Keypoints2D,
@@ -242,18 +253,52 @@ def write_overlays(out_dir: str | Path, videos: dict[str, Path], keypoints2d: Ke
     Raises:
         InputError: inputs of different runs, no matching video, or an unwritable output.
     """
+    cams, idx = _check_inputs(videos, keypoints2d, hands3d, rig, frame_indices)
+    ci = [keypoints2d.cameras.index(c) for c in cams]
+    reproj = {c: rig[c].project(hands3d.keypoints3d) for c in cams} if hands3d is not None else {}
+
+    def draw(k: int, cam: str, t: int, image: np.ndarray) -> np.ndarray:
+        return draw_frame(image, keypoints2d.keypoints_px[ci[k], t], keypoints2d.scores[ci[k], t],
+                          reproj[cam][t] if cam in reproj else None, keypoints2d.hands,
+                          None if boxes is None else boxes[ci[k], t],
+                          None if track_ids is None else track_ids[ci[k], t],
+                          min_score)  # fmt: skip
+
+    return write_camera_videos(out_dir, {c: videos[c] for c in cams}, rig, idx, draw, grid,
+                               progress, fps or keypoints2d.fps)  # fmt: skip
+
+
+#: ``draw(k, camera, t, image_rgb) -> image_rgb``: the overlay of the k-th camera at frame t.
+DrawFn = Callable[[int, str, int, np.ndarray], np.ndarray]
+
+
+def write_camera_videos(out_dir: str | Path, videos: dict[str, Path], rig: Rig,
+                        frame_indices: np.ndarray, draw: DrawFn, grid: bool = True,
+                        progress: Progress | None = None,
+                        fps: float | None = None) -> list[Path]:  # fmt: skip
+    """Stream each camera's video frames ``frame_indices`` through ``draw`` into
+    ``out_dir/<camera>.mp4`` (and the grid of all into ``out_dir/grid.mp4``).
+
+    The frame-by-frame machinery of :func:`write_overlays` and of the several-people overlays
+    (:mod:`mvhand.viz.people`): size checks against the calibration, a placeholder image where
+    a frame is missing, the "camera frame N" header, the grid.
+
+    Args:
+        videos: camera name -> video, in the order of the outputs (every camera in ``rig``).
+        frame_indices: ``(T,)`` increasing video frame numbers.
+        draw: the overlay of one camera and frame (``t`` counts along ``frame_indices``).
+        fps: frame rate of the outputs (default: the first video's, else 30).
+    """
     import cv2
 
     from mvhand.io.video import probe_video
 
-    cams, idx = _check_inputs(videos, keypoints2d, hands3d, rig, frame_indices)
+    cams, idx = list(videos), np.asarray(frame_indices, np.int64)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     infos = {c: probe_video(videos[c]) for c in cams}
     _check_sizes(infos, rig)
-    fps = fps or keypoints2d.fps or infos[cams[0]].fps or 30.0
-    ci = [keypoints2d.cameras.index(c) for c in cams]
-    reproj = {c: rig[c].project(hands3d.keypoints3d) for c in cams} if hands3d is not None else {}
+    fps = fps or infos[cams[0]].fps or 30.0
     cols, rows, tile = grid_layout([infos[c].size_px for c in cams])
     paths = [out_dir / f"{c}.mp4" for c in cams] + ([out_dir / "grid.mp4"] if grid else [])
     sizes = [infos[c].size_px for c in cams] + ([(cols * tile[0], rows * tile[1])] if grid else [])
@@ -269,8 +314,7 @@ def write_overlays(out_dir: str | Path, videos: dict[str, Path], keypoints2d: Ke
             tiles = []
             for k, c in enumerate(cams):
                 image = next(streams[k])
-                image = _camera_frame(image, infos[c].size_px, keypoints2d, ci[k], t, reproj.get(c),
-                                      boxes, track_ids, min_score)  # fmt: skip
+                image = draw(k, c, t, _missing_frame(infos[c].size_px) if image is None else image)
                 _header(image, f"{c}  frame {idx[t]}")
                 writers[k].write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
                 tiles.append(image)
@@ -301,18 +345,14 @@ def _check_sizes(infos: dict, rig: Rig) -> None:
                     "video's size", cam, vw, vh, cw, ch)
 
 
-def _camera_frame(image, size_px, keypoints2d: Keypoints2D, c: int, t: int, reproj,
-                  boxes, track_ids, min_score: float) -> np.ndarray:  # fmt: skip
-    if image is None:
-        import cv2
+def _missing_frame(size_px: tuple[int, int]) -> np.ndarray:
+    """A dark placeholder saying the video has no frame here."""
+    import cv2
 
-        image = np.zeros((size_px[1], size_px[0], 3), np.uint8)
-        cv2.putText(image, "frame missing", (20, size_px[1] // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
-                    (200, 200, 200), 2)  # fmt: skip
-    return draw_frame(image, keypoints2d.keypoints_px[c, t], keypoints2d.scores[c, t],
-                      None if reproj is None else reproj[t], keypoints2d.hands,
-                      None if boxes is None else boxes[c, t],
-                      None if track_ids is None else track_ids[c, t], min_score)  # fmt: skip
+    image = np.zeros((size_px[1], size_px[0], 3), np.uint8)
+    cv2.putText(image, "frame missing", (20, size_px[1] // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
+                (200, 200, 200), 2)  # fmt: skip
+    return image
 
 
 def _grid_image(tiles: list[np.ndarray], cols: int, rows: int, tile: tuple[int, int]) -> np.ndarray:
