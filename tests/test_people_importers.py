@@ -234,3 +234,90 @@ def test_people_file_round_trip(tmp_path, seq):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="bad.npz"):
         load_people(tmp_path / "bad.npz")
+
+
+def _triangulate_people(tmp_path: Path, seq, *extra: str, out: str = "tri"):
+    save_calibration(tmp_path / "calib.toml", seq.rig)
+    return CliRunner().invoke(cli, ["triangulate", "--people", "--calib",
+                                    str(tmp_path / "calib.toml"), "--out",
+                                    str(tmp_path / out), *extra])  # fmt: skip
+
+
+def test_cli_triangulate_people_coco_end_to_end(tmp_path, seq):
+    det = seq.detections
+    write_coco(det, tmp_path / "res.json", tmp_path / "table.csv")
+    coco = ["--format", "coco", "--image-table", str(tmp_path / "table.csv"),
+            str(tmp_path / "res.json")]  # fmt: skip
+    res = _triangulate_people(tmp_path, seq, *coco)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "tri"
+    assert {p.name for p in out.iterdir()} >= {"hands3d_people.npz", "report.json",
+                                               "config.toml"}  # fmt: skip
+    assert not (out / "hands3d.npz").exists()
+    with np.load(out / "hands3d_people.npz") as z:
+        got = {k: z[k] for k in ("hands3d", "person_ids", "det_hand_person", "det_side")}
+    score = score_people(seq, got["hands3d"], got["det_hand_person"], got["det_side"])
+    assert (score["match"][:3] >= 0).all()  # the three people at the table are found
+    assert np.nanmax(score["mpjpe_mm"][:3]) < 10.0 and score["id_switches"] == 0
+    assert score["idf1"] > 0.9
+    report = json.loads((out / "report.json").read_text())
+    assert report["people_found"] == len(got["person_ids"]) >= 3
+    # the same code as `mvhand people`: the same result
+    save_calibration(tmp_path / "calib.toml", seq.rig)
+    ref = CliRunner().invoke(cli, ["people", "--calib", str(tmp_path / "calib.toml"), "--out",
+                                   str(tmp_path / "ppl"), *coco])  # fmt: skip
+    assert ref.exit_code == 0, ref.output
+    with np.load(tmp_path / "ppl" / "hands3d_people.npz") as z:
+        np.testing.assert_array_equal(z["hands3d"], got["hands3d"])
+        np.testing.assert_array_equal(z["det_hand_person"], got["det_hand_person"])
+    body = [(d / "config.toml").read_text().split("\n", 1)[1] for d in (tmp_path / "ppl", out)]
+    assert body[0] == body[1]  # after the run-id line
+
+
+def test_cli_triangulate_people_openpose_settings(tmp_path, seq):
+    folders = write_openpose(seq.detections, tmp_path)
+    names = ",".join(seq.detections.cameras[::-1])
+    res = _triangulate_people(tmp_path, seq, "--format", "openpose", "--fps", "25",
+                              "--cameras", names, "--set", "max_people=2",
+                              *map(str, folders[::-1]))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "tri" / "report.json").read_text())
+    assert report["people_found"] == 2  # the setting reached the people stage
+    assert any("max_people = 2" in w for w in report["warnings"])
+    assert "max_people = 2" in (tmp_path / "tri" / "config.toml").read_text()
+    with np.load(tmp_path / "tri" / "hands3d_people.npz") as z:
+        assert float(z["fps"]) == 25.0
+
+
+def test_cli_triangulate_people_unmapped_image_ids(tmp_path, seq):
+    write_coco(seq.detections, tmp_path / "res.json", tmp_path / "table.csv")
+    lines = (tmp_path / "table.csv").read_text().splitlines()
+    dropped = [int(line.split(",")[0]) for line in lines[1:3]]
+    (tmp_path / "table.csv").write_text("\n".join(lines[:1] + lines[3:]) + "\n")
+    res = _triangulate_people(tmp_path, seq, "--format", "coco", "--image-table",
+                              str(tmp_path / "table.csv"), str(tmp_path / "res.json"))
+    assert res.exit_code == 2, res.output
+    msg = [line for line in res.output.splitlines() if line.strip()]
+    assert len(msg) == 1 and "Traceback" not in res.output
+    assert "no camera and frame" in msg[0] and all(str(k) in msg[0] for k in dropped)
+    assert not (tmp_path / "tri" / "hands3d_people.npz").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--people", "--keypoints", "kp.npz", "--format", "coco", "r.json"], "--people takes"),
+    (["--people", "r.json"], "--format"),
+    ([], "--keypoints FILE is required"),
+    (["--keypoints", "kp.npz", "--format", "coco"], "go with --people"),
+])  # fmt: skip
+def test_cli_triangulate_people_usage(tmp_path, seq, args, needle):
+    save_calibration(tmp_path / "calib.toml", seq.rig)
+    res = CliRunner().invoke(cli, ["triangulate", "--calib", str(tmp_path / "calib.toml"),
+                                   "--out", str(tmp_path / "o"), *args])  # fmt: skip
+    assert res.exit_code == 2 and needle in res.output, res.output
+
+
+def test_cli_triangulate_help_says_what_people_does():
+    res = CliRunner().invoke(cli, ["triangulate", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())
+    assert "--people" in text and "hands3d_people.npz" in text and "mvhand people" in text
