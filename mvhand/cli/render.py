@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from mvhand.cli.view import calib_option, error_option, max_error_option, run_dir_argument
+from mvhand.cli.view import (
+    calib_option,
+    error_option,
+    max_error_option,
+    run_dir_argument,
+    single_option,
+)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -53,14 +59,17 @@ def _frames(text: str | None, n: int) -> range:
 @click.option("--no-cameras", is_flag=True, help="Hide the camera frusta and names.")
 @click.option("--no-grid", is_flag=True, help="Hide the floor grid.")
 @click.option("--no-mesh", is_flag=True, help="Hide the fitted hand meshes.")
+@single_option
 def command(run_dir: Path, out: Path, view: str, size_text: str, frames_text: str | None,
             orbit_seconds: float, fps: float | None, calib_path: Path | None,
             color_by_error: bool, max_error: float, no_cameras: bool, no_grid: bool,
-            no_mesh: bool) -> None:  # fmt: skip
+            no_mesh: bool, single: bool) -> None:  # fmt: skip
     """Render RUN_DIR's 3D scene offscreen (no display needed) to a video or PNG frames.
 
     The same scene as `mvhand view`: both hands coloured per finger (left hand paler), fitted
-    meshes, cameras with names, floor grid, and the frame number. Needs Open3D
+    meshes, cameras with names, floor grid, and the frame number. A run of several people
+    (hands3d_people.npz) shows every person's hands and arms in its colour, labelled
+    P<id> L / P<id> R (--single: the primary person only). Needs Open3D
     (pip install 'mvhand[viz]').
     """
     from rich.progress import Progress
@@ -70,7 +79,7 @@ def command(run_dir: Path, out: Path, view: str, size_text: str, frames_text: st
     from mvhand.viz.scene import SceneOptions
 
     size = _size(size_text)
-    run = load_run(run_dir, calib_path)
+    run = load_run(run_dir, calib_path, people=not single)
     frames = _frames(frames_text, run.n_frames)
     if len(frames) == 0:
         raise click.BadParameter(f"no frame of the run's {run.n_frames} in {frames_text!r}",

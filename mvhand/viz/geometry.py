@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mvhand.core.camera import UNIT_SCALE_M, Camera, Rig
+from mvhand.core.people import ARM_CHAIN
 from mvhand.core.skeleton import BONES, FINGERS, JOINT_FINGER
 
 #: Colour of each finger (RGB in [0, 1], order of ``FINGERS``): thumb red, index orange,
@@ -38,6 +39,7 @@ MESH_RGB: np.ndarray = np.array([0.85, 0.72, 0.62])
 # Drawing sizes in metres (converted to the scene's units).
 JOINT_RADIUS_M = 0.006
 BONE_RADIUS_M = 0.0035
+ARM_RADIUS_M = 0.010
 FRUSTUM_DEPTH_M = 0.3
 GRID_SPACING_M = 0.5
 
@@ -251,11 +253,6 @@ def skeleton_mesh(points: np.ndarray, units: str, error_px: np.ndarray | None = 
     return TriMesh.concat(parts)
 
 
-#: Shoulder, elbow and wrist of the left and right arm in COCO-17 (as mvhand.core.people).
-_ARM_CHAIN = np.array([[5, 7, 9], [6, 8, 10]])
-ARM_RADIUS_M = 0.012
-
-
 def person_mesh(hands: np.ndarray, body: np.ndarray | None, person_id: int, units: str,
                 error_px: np.ndarray | None = None, max_error_px: float = 20.0,
                 scale: float = 1.0) -> TriMesh:  # fmt: skip
@@ -282,7 +279,7 @@ def person_mesh(hands: np.ndarray, body: np.ndarray | None, person_id: int, unit
         parts.append(spheres(p, JOINT_RADIUS_M * k, jc))
         parts.append(tubes(p[BONES[:, 0]], p[BONES[:, 1]], BONE_RADIUS_M * k, bc))
     if body is not None:
-        arm = np.asarray(body, float)[_ARM_CHAIN]  # (2, 3, 3)
+        arm = np.asarray(body, float)[ARM_CHAIN]  # (2, 3, 3): shoulder, elbow, wrist per arm
         rgb = person_rgb(person_id)
         parts.append(spheres(arm.reshape(-1, 3), 1.3 * ARM_RADIUS_M * k, rgb))
         parts.append(tubes(arm[:, :2].reshape(-1, 3), arm[:, 1:].reshape(-1, 3),

@@ -418,7 +418,7 @@ def _timeline(ax, rows: list[PersonHandRow], x: np.ndarray, xlabel: str, sec: di
     vmax = max(2.0, float(np.nanmax(data)) if np.isfinite(data).any() else 2.0)
     dx = (x[1] - x[0]) if len(x) > 1 else 1.0
     cmap = _views_cmap()
-    cmap.set_bad(mcolors.to_rgba("0.85"))
+    cmap = cmap.with_extremes(bad=mcolors.to_rgba("0.85"))
     im = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap, vmin=1, vmax=vmax,
                    extent=(x[0] - dx / 2, x[-1] + dx / 2, len(rows) - 0.5, -0.5))  # fmt: skip
     ax.set_yticks(range(len(rows)), [r.label for r in rows], fontsize=7)

@@ -1,4 +1,6 @@
-"""Headless renders of a run: the 3D scene frame by frame into a video or a folder of PNGs.
+"""Headless renders of a run: the 3D scene frame by frame into a video or a folder of PNGs
+(every person in its colour when the run has ``hands3d_people.npz``, see
+:mod:`mvhand.viz.scene`).
 
 Example:
     >>> run = load_run("out/")                                      # doctest: +SKIP
@@ -48,7 +50,8 @@ class RenderResult:
 def draw_labels(image_rgb: np.ndarray, cam: Camera, labels: list[Label],
                 header: str | None = None) -> np.ndarray:  # fmt: skip
     """Write ``labels`` at their projections through ``cam`` (those in front of it and inside
-    the image) and an optional ``header`` line at the top left; returns the image (modified)."""
+    the image; in their colour, else white) and an optional ``header`` line at the top left;
+    returns the image (modified)."""
     import cv2
 
     h, w = image_rgb.shape[:2]
@@ -61,10 +64,11 @@ def draw_labels(image_rgb: np.ndarray, cam: Camera, labels: list[Label],
         if not (0 <= u < w and 0 <= v < h):
             continue
         org = (int(u) + 6, int(v) - 6)
+        rgb = (255, 255, 255) if lab.rgb is None else tuple(int(round(255 * c)) for c in lab.rgb)
         cv2.putText(image_rgb, lab.text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
                     thick + 2, cv2.LINE_AA)  # fmt: skip
-        cv2.putText(image_rgb, lab.text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thick, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(image_rgb, lab.text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, rgb, thick,
+                    cv2.LINE_AA)  # fmt: skip
     if header:
         cv2.putText(image_rgb, header, (10, int(30 * scale) + 8), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (230, 230, 230), thick, cv2.LINE_AA)  # fmt: skip
@@ -117,6 +121,8 @@ class SceneRenderer:
             run = self.scene.run
             time_s = f"  t={t / run.fps:.2f} s" if run.fps else ""
             header = f"frame {int(run.frame_indices[t])} ({t + 1}/{run.n_frames}){time_s}"
+            if run.people is not None:
+                header += f"  {len(self.scene.person_groups(t))} people"
             draw_labels(image, cam, self.scene.labels(t, self.view), header)
         return image
 

@@ -4,22 +4,25 @@ A run folder (written by ``mvhand run`` / ``mvhand triangulate``) holds ``hands3
 usually ``keypoints2d.npz``, ``calibration.toml`` and ``report.json``. After a MANO fit
 (``mvhand fit``, :mod:`mvhand.fit.output`) it may also hold ``mesh_<hand>.npz`` per hand:
 ``vertices`` ``(T, V, 3)`` in the 3D results' units, NaN where not fitted, and ``faces``
-``(F, 3)``; those meshes are drawn.
+``(F, 3)``; those meshes are drawn. A run of several people also holds ``hands3d_people.npz``
+(:mod:`mvhand.io.people`): then every person is drawn, each in its colour.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from mvhand.core.camera import Rig
+from mvhand.core.camera import UNIT_SCALE_M, Rig
 from mvhand.core.data import Hands3D, Keypoints2D
+from mvhand.core.skeleton import N_JOINTS
 from mvhand.errors import CalibrationError, InputError
 from mvhand.io.keypoints import load_keypoints
+from mvhand.io.people import PeopleFile, load_people
 from mvhand.io.results import load_hands3d
 from mvhand.io.runfolder import RunFolder
 
@@ -58,6 +61,7 @@ class RunData:
         meshes: fitted hand meshes, or None.
         fps: frames per second of the results (None: unknown).
         frame_indices: ``(T,)`` the video frame of each result frame.
+        people: everybody's 3D (``hands3d_people.npz``, in the 3D results' units), or None.
     """
 
     folder: Path
@@ -67,14 +71,15 @@ class RunData:
     meshes: HandMeshes | None
     fps: float | None
     frame_indices: np.ndarray
+    people: PeopleFile | None = None
 
     @property
     def n_frames(self) -> int:
         return self.hands3d.keypoints3d.shape[0]
 
 
-def load_run(folder: str | Path, calib: str | Path | None = None,
-             check: bool = True) -> RunData:  # fmt: skip
+def load_run(folder: str | Path, calib: str | Path | None = None, check: bool = True,
+             people: bool = True) -> RunData:  # fmt: skip
     """Read a run folder.
 
     Args:
@@ -82,6 +87,8 @@ def load_run(folder: str | Path, calib: str | Path | None = None,
         calib: calibration file to use instead of ``folder/calibration.toml`` (any format
             ``mvhand calib convert`` reads).
         check: verify that the calibration matches the 3D results (:func:`check_calibration`).
+        people: also read ``hands3d_people.npz`` where the folder has one (False: the
+            single-person view of the run).
 
     Raises:
         InputError: the folder or its 3D results are missing or unreadable.
@@ -91,10 +98,15 @@ def load_run(folder: str | Path, calib: str | Path | None = None,
     if not folder.is_dir():
         raise InputError("run folder not found (give the output folder of `mvhand run`)", folder)
     h3d_path = RunFolder(folder).path("hands3d")
-    if not h3d_path.is_file():
+    pf = None
+    if h3d_path.is_file():
+        hands3d = load_hands3d(h3d_path)
+    elif people and RunFolder(folder).path("hands3d_people").is_file():  # `mvhand people`
+        pf = load_people(RunFolder(folder).path("hands3d_people"))
+        hands3d = person_hands3d(pf)
+    else:
         raise InputError("this folder holds no 3D results (hands3d.npz); give the output "
                          "folder of `mvhand run` or `mvhand triangulate`", folder)  # fmt: skip
-    hands3d = load_hands3d(h3d_path)
     kp_path = RunFolder(folder).path("keypoints2d")
     keypoints2d = load_keypoints(kp_path) if kp_path.is_file() else None
     if hands3d.views is not None:  # the repaired 2D the 3D was made from (left/right fixed)
@@ -103,10 +115,60 @@ def load_run(folder: str | Path, calib: str | Path | None = None,
     if check:
         check_calibration(rig, hands3d, keypoints2d, calib or folder / "calibration.toml")
     report = _read_report(folder)
+    pf = load_run_people(folder, hands3d) if people and pf is None else pf
     fps = _fps(h3d_path, keypoints2d, report)
+    if fps is None and pf is not None and pf.detections is not None:
+        fps = pf.detections.fps
     frames = _frame_indices(report, hands3d.keypoints3d.shape[0])
+    if pf is not None and pf.frames is not None:
+        frames = np.asarray(pf.frames, np.int64)
     meshes = load_meshes(folder, hands3d)
-    return RunData(folder, hands3d, rig, keypoints2d, meshes, fps, frames)
+    return RunData(folder, hands3d, rig, keypoints2d, meshes, fps, frames, pf)
+
+
+def person_hands3d(people: PeopleFile, person_id: int | None = None) -> Hands3D:
+    """One person's hands as a :class:`Hands3D`: ``person_id``, else the file's primary
+    person, else the one with the most joints in 3D (a folder of ``mvhand people`` holds no
+    ``hands3d.npz``; the scene is then centred on everybody anyway)."""
+    res = people.result
+    ids = res.person_ids.tolist()
+    pid = person_id if person_id is not None else people.primary
+    if pid in ids:
+        p = ids.index(pid)
+    else:
+        p = int(np.argmax(np.isfinite(res.hands3d).all(-1).sum((0, 2, 3)))) if ids else -1
+    if p < 0:
+        nan = np.full((res.n_frames, 2, N_JOINTS, 3), np.nan)
+        return Hands3D(nan, nan[..., 0], np.zeros(nan.shape[:-1]), np.zeros(nan.shape[:-1]),
+                       res.units)  # fmt: skip
+    pts = res.hands3d[:, p]
+    score = np.isfinite(pts).all(-1).astype(float)
+    return Hands3D(pts, res.hands_reprojection_error_px[:, p], res.hands_n_views[:, p], score,
+                   res.units)  # fmt: skip
+
+
+def load_run_people(folder: str | Path, hands3d: Hands3D) -> PeopleFile | None:
+    """The folder's ``hands3d_people.npz`` in the units of ``hands3d``; None if it has none,
+    or (with a warning) one that is unreadable or has another frame count."""
+    path = RunFolder(folder).path("hands3d_people")
+    if not path.is_file():
+        return None
+    try:
+        pf = load_people(path)
+    except InputError as exc:
+        log.warning("%s; drawing the single-person results only", exc)
+        return None
+    T = hands3d.keypoints3d.shape[0]
+    if pf.result.n_frames != T:
+        log.warning("%s has %d frames but hands3d.npz %d; drawing the single-person results "
+                    "only", path, pf.result.n_frames, T)  # fmt: skip
+        return None
+    res = pf.result
+    if res.units != hands3d.units:
+        k = UNIT_SCALE_M[res.units] / UNIT_SCALE_M[hands3d.units]
+        res = replace(res, hands3d=res.hands3d * k, body3d=res.body3d * k, units=hands3d.units)
+        pf = replace(pf, result=res)
+    return pf
 
 
 def _load_rig(folder: Path, calib: str | Path | None, units: str) -> Rig:
@@ -176,9 +238,10 @@ def _read_report(folder: Path) -> dict:
 
 
 def _fps(h3d_path: Path, keypoints2d: Keypoints2D | None, report: dict) -> float | None:
-    with np.load(h3d_path, allow_pickle=False) as d:
-        if "fps" in d.files and np.ndim(d["fps"]) == 0 and float(d["fps"]) > 0:
-            return float(d["fps"])
+    if h3d_path.is_file():
+        with np.load(h3d_path, allow_pickle=False) as d:
+            if "fps" in d.files and np.ndim(d["fps"]) == 0 and float(d["fps"]) > 0:
+                return float(d["fps"])
     if keypoints2d is not None and keypoints2d.fps:
         return keypoints2d.fps
     fps = report.get("inputs", {}).get("fps") if isinstance(report.get("inputs"), dict) else None

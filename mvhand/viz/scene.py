@@ -3,6 +3,10 @@
 Shared by the interactive viewer and the headless renderer so both show the same scene:
 static parts (floor grid, camera frusta) and per-frame parts (both hands' skeletons coloured
 per finger or by reprojection error, the fitted meshes), plus the 3D anchors of text labels.
+
+A run of several people (``hands3d_people.npz``) shows every person instead: its hands and
+arm chains in the person's colour (:func:`mvhand.viz.geometry.person_rgb`, the colour of the
+2D overlays), one group per person, labelled ``P<id> L`` / ``P<id> R`` at the wrists.
 """
 
 from __future__ import annotations
@@ -40,10 +44,28 @@ class SceneOptions:
 
 @dataclass(frozen=True)
 class Label:
-    """A text label at a 3D point (scene units)."""
+    """A text label at a 3D point (scene units).
+
+    Attributes:
+        position: ``(3,)`` where.
+        text: what.
+        rgb: its colour in [0, 1] (None: white).
+        per_frame: a label that moves with the frame (hands), not a static one (cameras).
+    """
 
     position: np.ndarray
     text: str
+    rgb: np.ndarray | None = None
+    per_frame: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class PersonGroup:
+    """One person's geometry at a frame: its id, colour and mesh (hands and arm chains)."""
+
+    person_id: int
+    rgb: np.ndarray
+    mesh: geo.TriMesh
 
 
 class Scene:
@@ -60,9 +82,14 @@ class Scene:
         self.units = run.hands3d.units
         self.up = geo.up_vector(run.rig)
         pts = run.hands3d.keypoints3d
+        if run.people is not None:  # everybody's hands and arms
+            res = run.people.result
+            pts = np.concatenate([pts.reshape(-1, 3), res.hands3d.reshape(-1, 3),
+                                  res.body3d[:, :, geo.ARM_CHAIN.ravel()].reshape(-1, 3)])
         if not np.isfinite(pts).any():
             raise InputError("the 3D results hold no reconstructed joint, so there is nothing "
                              "to show; see report.json for why", run.folder / "hands3d.npz")
+        self._points = pts
         self.target, self.radius = geo.scene_target(pts)
 
     @property
@@ -74,8 +101,7 @@ class Scene:
         ``exclude_camera`` (the one looked through) is left out."""
         out = []
         if self.options.grid:
-            out.append(geo.floor_grid(self.run.rig, self.run.hands3d.keypoints3d, self.up,
-                                      self.units))  # fmt: skip
+            out.append(geo.floor_grid(self.run.rig, self._points, self.up, self.units))
         if self.options.cameras:
             names = [n for n in self.run.rig.names if n != exclude_camera]
             if names:
@@ -85,7 +111,7 @@ class Scene:
 
     def bounds(self) -> np.ndarray:
         """``(2, 3)`` corners of everything the scene may show over the whole sequence."""
-        pts = self.run.hands3d.keypoints3d.reshape(-1, 3)
+        pts = self._points.reshape(-1, 3)
         parts = [pts[np.isfinite(pts).all(1)]]
         if self.options.cameras:
             parts.append(np.stack([c.center_world for c in self.run.rig.cameras]))
@@ -93,11 +119,15 @@ class Scene:
         return np.stack([allp.min(0), allp.max(0)])
 
     def frame_meshes(self, t: int) -> list[geo.TriMesh]:
-        """The skeletons (and fitted meshes) at frame ``t``."""
+        """The skeletons (and fitted meshes) at frame ``t``; with several people, one mesh per
+        person (:meth:`person_groups`)."""
         h3d = self.run.hands3d
-        err = h3d.reprojection_error_px[t] if self.options.color_by_error else None
-        out = [geo.skeleton_mesh(h3d.keypoints3d[t], self.units, err, self.options.max_error_px,
-                                 self.options.joint_scale)]  # fmt: skip
+        if self.run.people is not None:
+            out = [g.mesh for g in self.person_groups(t)]
+        else:
+            err = h3d.reprojection_error_px[t] if self.options.color_by_error else None
+            out = [geo.skeleton_mesh(h3d.keypoints3d[t], self.units, err,
+                                     self.options.max_error_px, self.options.joint_scale)]
         meshes = self.run.meshes
         if self.options.mesh and meshes is not None:
             for verts, faces in zip(meshes.vertices, meshes.faces, strict=True):
@@ -105,12 +135,36 @@ class Scene:
                     out.append(geo.hand_mesh(verts[t], faces))
         return out
 
+    def person_groups(self, t: int) -> list[PersonGroup]:
+        """Every person with a joint at frame ``t``: hands and arm chains in its colour (none
+        for a single-person run)."""
+        if self.run.people is None:
+            return []
+        res, o = self.run.people.result, self.options
+        out = []
+        for p, pid in enumerate(res.person_ids.tolist()):
+            err = res.hands_reprojection_error_px[t, p] if o.color_by_error else None
+            mesh = geo.person_mesh(res.hands3d[t, p], res.body3d[t, p], pid, self.units, err,
+                                   o.max_error_px, o.joint_scale)  # fmt: skip
+            if len(mesh.triangles):
+                out.append(PersonGroup(pid, geo.person_rgb(pid), mesh))
+        return out
+
     def labels(self, t: int, exclude_camera: str | None = None) -> list[Label]:
-        """Camera names at the camera centres, and "L"/"R" beside each visible wrist."""
+        """Camera names at the camera centres, and "L"/"R" beside each visible wrist ("P<id> L"
+        in the person's colour with several people)."""
         out = []
         if self.options.cameras:
-            out += [Label(c.center_world, c.name) for c in self.run.rig.cameras
+            out += [Label(c.center_world, c.name, per_frame=False) for c in self.run.rig.cameras
                     if c.name != exclude_camera]
+        if self.run.people is not None:
+            res = self.run.people.result
+            for p, pid in enumerate(res.person_ids.tolist()):
+                for s, letter in enumerate("LR"):
+                    wrist = res.hands3d[t, p, s, 0]
+                    if np.isfinite(wrist).all():
+                        out.append(Label(wrist, f"P{pid} {letter}", geo.person_rgb(pid)))
+            return out
         for h, name in enumerate(self.run.hands3d.hands):
             wrist = self.run.hands3d.keypoints3d[t, h, 0]
             if np.isfinite(wrist).all():

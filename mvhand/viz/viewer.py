@@ -3,7 +3,9 @@
 The window shows the same scene as the renders (:mod:`mvhand.viz.scene`): both hands'
 skeletons coloured per finger (or by reprojection error), fitted meshes, the cameras as frusta
 with their names, a floor grid; a side panel has play/pause, step back/forward, a frame slider,
-the playback speed and the colour mode. Keys: space play/pause, left/right step.
+the playback speed and the colour mode. Keys: space play/pause, left/right step. A run of
+several people shows every person in its colour, labelled ``P<id> L`` / ``P<id> R``, with a
+legend of the people in the panel.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from mvhand.errors import MvhandError
+from mvhand.viz.geometry import person_rgb
 from mvhand.viz.rundata import RunData
 from mvhand.viz.scene import Scene, SceneOptions
 
@@ -134,7 +137,7 @@ class _ViewerWindow:
         bbox = self.o3d.geometry.AxisAlignedBoundingBox(lo, hi)
         self.widget.setup_camera(45.0, bbox, self.scene.target)
         for lab in self.scene.labels(0):
-            if lab.text not in self.scene.run.hands3d.hands and len(lab.text) > 1:
+            if not lab.per_frame:
                 self.widget.add_3d_label(lab.position, lab.text)
 
     def _build_panel(self, gui):
@@ -167,6 +170,13 @@ class _ViewerWindow:
         err.set_on_checked(self._on_error_mode)
         panel.add_child(err)
         panel.add_child(gui.Label("space: play/pause, left/right: step"))
+        people = self.scene.run.people
+        if people is not None:
+            panel.add_child(gui.Label(f"{people.result.n_people} people:"))
+            for pid in people.result.person_ids.tolist():
+                item = gui.Label(f"  P{pid}" + ("  (primary)" if pid == people.primary else ""))
+                item.text_color = gui.Color(*[float(v) for v in person_rgb(pid)])
+                panel.add_child(item)
         return panel
 
     def _on_layout(self, ctx) -> None:
@@ -218,8 +228,13 @@ class _ViewerWindow:
                 sc.add_geometry(name, to_o3d_mesh(self.o3d, mesh), self._mat)
         for lab in self._labels:
             self.widget.remove_3d_label(lab)
-        self._labels = [self.widget.add_3d_label(lab.position, lab.text)
-                        for lab in self.scene.labels(t) if len(lab.text) == 1]  # fmt: skip
+        self._labels = []
+        for lab in self.scene.labels(t):
+            if lab.per_frame:
+                item = self.widget.add_3d_label(lab.position, lab.text)
+                if lab.rgb is not None:
+                    item.color = self.o3d.visualization.gui.Color(*[float(v) for v in lab.rgb])
+                self._labels.append(item)
         run = self.scene.run
         self.slider.int_value = t
         secs = f", {t / run.fps:.2f} s" if run.fps else ""
