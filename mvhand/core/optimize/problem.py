@@ -19,7 +19,13 @@ from mvhand.core.optimize.residuals import (
     robust,
     shape_rows,  # fmt: skip
 )
-from mvhand.core.optimize.solver import CG_MAX_ITER, LMResult, Sparsity, levenberg_marquardt
+from mvhand.core.optimize.solver import (
+    CG_MAX_ITER,
+    LMResult,
+    Sparsity,
+    StepSolver,
+    levenberg_marquardt,  # fmt: skip
+)
 from mvhand.core.skeleton import N_JOINTS
 
 
@@ -53,6 +59,7 @@ class Problem:
             sparsity = Sparsity(self.n, self.T, block_idx, self.smooth,
                                 np.repeat(~active.ravel(), 3))  # fmt: skip
         self.sparsity = sparsity
+        self.steps = StepSolver(sparsity)  # its state (the preconditioner) is this problem's
         self.cg_max_iter = CG_MAX_ITER  # conjugate-gradient iterations per step at most
 
     def set_weights(self, s2: float, w_bone: float) -> None:
@@ -143,7 +150,7 @@ class Problem:
 
         x = x0.copy()
         return levenberg_marquardt(
-            linearize, lambda sys, lam: self.sparsity.solve(sys[0], sys[1], lam, self.cg_max_iter),
+            linearize, lambda sys, lam: self.steps.solve(sys[0], sys[1], lam, self.cg_max_iter),
             apply,
             lambda state: self.cost(*state), (x, lengths.estimate(x, self.active)),
             iterations or self.cfg.max_iterations, self.cfg.tolerance, what=self.describe())

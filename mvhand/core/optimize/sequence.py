@@ -22,6 +22,7 @@ from mvhand.core.optimize.noise import (
 )
 from mvhand.core.optimize.problem import Problem
 from mvhand.core.optimize.residuals import Cameras, HandData
+from mvhand.core.optimize.solver import single_threaded_blas
 from mvhand.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -79,20 +80,22 @@ def optimize(rig: Rig, init: Hands3D, cfg: OptimizerConfig = DEFAULT_CONFIG,
     points = np.full((T, H, 21, 3), np.nan)
     lengths = np.full((H, 20), np.nan)
     hands_info = []
-    for h in range(H):
-        hand = HandData(obs[:, :, h], weight[:, :, h], 1.0 if init.hands[h] == "right" else -1.0)
-        x0 = x_init[:, h] * mm
-        if not cfg.enabled:
-            points[:, h], lengths[h] = x_init[:, h], initial_lengths(x_init[:, h])
-            hands_info.append({"hand": init.hands[h], "optimized": False})
-            continue
-        kp_h = np.where(mask[:, :, h, :, None], kp[:, :, h], np.nan)
-        cfg_h, cv = select_weights(x0, hand, kp_h, rig_mm, cams, cfg, fps)
-        x, L, info = optimize_hand(x0, hand, cams, cfg_h, fps)
-        points[:, h], lengths[h] = x / mm, L / mm
-        hands_info.append({"hand": init.hands[h], "optimized": True, **info,
-                           "w_smoothness": cfg_h.w_smoothness, "w_bone": cfg_h.w_bone,
-                           "cross_validation": cv})  # fmt: skip
+    with single_threaded_blas():
+        for h in range(H):
+            hand = HandData(obs[:, :, h], weight[:, :, h],
+                            1.0 if init.hands[h] == "right" else -1.0)  # fmt: skip
+            if not cfg.enabled:
+                points[:, h], lengths[h] = x_init[:, h], initial_lengths(x_init[:, h])
+                hands_info.append({"hand": init.hands[h], "optimized": False})
+                continue
+            x0 = x_init[:, h] * mm
+            kp_h = np.where(mask[:, :, h, :, None], kp[:, :, h], np.nan)
+            cfg_h, cv = select_weights(x0, hand, kp_h, rig_mm, cams, cfg, fps)
+            x, L, info = optimize_hand(x0, hand, cams, cfg_h, fps)
+            points[:, h], lengths[h] = x / mm, L / mm
+            hands_info.append({"hand": init.hands[h], "optimized": True, **info,
+                               "w_smoothness": cfg_h.w_smoothness, "w_bone": cfg_h.w_bone,
+                               "cross_validation": cv})  # fmt: skip
     err, n_views, mean_score = view_statistics(rig, kp, sc, mask, points)
     info = {"noise_px": noise_table(sigma, rig.names), "hands": hands_info,
             "seconds": time.perf_counter() - start}  # fmt: skip

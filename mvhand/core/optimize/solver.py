@@ -1,5 +1,5 @@
 """Levenberg-Marquardt (one core for mvhand's least-squares problems) and the sparse step
-solver of the hand optimizer (conjugate gradients with a banded preconditioner).
+solver of the hand optimizer (conjugate gradients with banded preconditioners).
 
 :func:`levenberg_marquardt` owns the damping schedule, the acceptance test, the stopping rule
 and the finiteness checks; a problem supplies how to linearize, how to solve a damped step
@@ -9,7 +9,8 @@ run on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,15 +120,29 @@ def _check(f: float, what: str, name: str) -> None:
         raise NumericalError(f"{what}: the {name} is {f} (not finite)")
 
 
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run BLAS/LAPACK on one thread: the banded factors here are small, and on a busy machine
+    OpenBLAS's spinning threads slowed the whole-band Cholesky of a 100-frame window from 12 ms
+    to 0.5-3 s. Uses threadpoolctl when installed, else does nothing."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 class Sparsity:
-    """The fixed sparsity pattern of one window's normal matrix, and the solver on it.
+    """The fixed sparsity pattern of one window's normal matrix.
 
     Terms give Gauss-Newton blocks on fixed sets of variables (the masks of a window do not
     change between iterations), so the pattern and where each block entry lands are computed
-    once; an iteration is then a single ``bincount``. Steps are solved by conjugate gradients
-    preconditioned with the exact solve of every joint's own trajectory (each joint's 3T
-    variables in time order form a narrow band), which leaves only the couplings between
-    joints (bones, shape, angles) to the iterations.
+    once; an iteration is then a single ``bincount``. The pattern also places its entries in
+    the two banded matrices the step solver factors (:class:`StepSolver`): every joint's own
+    trajectory (joint-major order, a narrow band) and the whole matrix (frame-major order: the
+    band spans the smoothness stencil, about 2 frames of 63 variables).
     """
 
     def __init__(self, n: int, T: int, block_idx: list[np.ndarray],
@@ -147,7 +162,7 @@ class Sparsity:
         self.n = n
         self.indices = cols.astype(np.int32)
         self.indptr = np.searchsorted(rows, np.arange(n + 1)).astype(np.int32)
-        # joint-major order: the preconditioner's band
+        # joint-major order: the cheap preconditioner's band
         v = np.arange(n)
         self.joint_major = ((v // 3 % N_JOINTS) * T + v // NV) * 3 + v % 3
         self.order = np.argsort(self.joint_major)
@@ -156,6 +171,11 @@ class Sparsity:
         self.pre_u = int((pc - pr)[sel].max(initial=0))
         self.pre_src = np.flatnonzero(sel)
         self.pre_pos = (self.pre_u + pr[sel] - pc[sel]) * n + pc[sel]
+        # frame-major order (the variables' own): the whole matrix as a band
+        upper = rows <= cols
+        self.full_u = int((cols - rows)[upper].max(initial=0))
+        self.full_src = np.flatnonzero(upper)
+        self.full_pos = (self.full_u + rows[upper] - cols[upper]) * n + cols[upper]
 
     def assemble(self, blocks: list[np.ndarray], smooth: csr_matrix | None) -> np.ndarray:
         """Normal-matrix values (nnz,) from the blocks, in the order of ``block_idx``, plus the
@@ -167,35 +187,92 @@ class Sparsity:
         data[self.inactive_diag] = 1.0
         return data
 
+    def damped(self, data: np.ndarray, lam: float) -> np.ndarray:
+        """The values of ``A + lam * diag(A)`` (the diagonal floored at 1e-9 of its largest)."""
+        out = data.copy()
+        d = out[self.diag]
+        out[self.diag] = d + lam * np.maximum(d, 1e-9 * max(float(d.max()), 1.0))
+        return out
+
+    def matrix(self, values: np.ndarray) -> csr_matrix:
+        return csr_matrix((values, self.indices, self.indptr), shape=(self.n, self.n))
+
+    def band_factor(self, values: np.ndarray, full: bool) -> np.ndarray | None:
+        """Cholesky factor (upper banded) of the joint trajectories' band, or with ``full`` of
+        the whole matrix; None if it is not positive definite."""
+        u, src, pos = ((self.full_u, self.full_src, self.full_pos) if full
+                       else (self.pre_u, self.pre_src, self.pre_pos))  # fmt: skip
+        band = np.zeros((u + 1) * self.n)
+        band[pos] = values[src]
+        try:
+            return cholesky_banded(band.reshape(u + 1, self.n), check_finite=False)
+        except LinAlgError:
+            return None
+
+
+#: Conjugate-gradient iterations with the joint-trajectory preconditioner after which a
+#: problem counts as coupled (strong bone terms against weak, noisy views) and switches to the
+#: factor of the whole band. On the synthetic 12-camera benchmark every step takes 1-8; on
+#: Pose2Sim (7 px noise) 12-75 (benchmarks/bench_solver.py).
+SWITCH_AFTER = 10
+
+
+class StepSolver:
+    """Damped Gauss-Newton steps of one problem by preconditioned conjugate gradients.
+
+    The preconditioner starts as the exact solve of every joint's own trajectory (cheap: a
+    band of a few variables), which leaves the couplings between joints (bones, shape, angles)
+    to the iterations. When a step takes more than :data:`SWITCH_AFTER` iterations (the bones
+    dominate: noisy views), the problem switches for good to the Cholesky factor of the whole
+    damped matrix (its frame-major band, about 126 wide for acceleration smoothness: some
+    ``T * 1e6`` flops, exact, so one iteration). A factor kept from the previous step as the
+    preconditioner took 5-70 iterations on Pose2Sim, no faster than a new factor.
+    """
+
+    def __init__(self, sparsity: Sparsity) -> None:
+        self.sparsity = sparsity
+        self.coupled = False
+
     def solve(self, data: np.ndarray, g: np.ndarray, lam: float,
               max_iter: int = CG_MAX_ITER) -> tuple[np.ndarray | None, int]:  # fmt: skip
-        """Step ``dx`` of ``(A + lam * diag(A)) dx = -g`` (None if A is not positive definite)
-        and the conjugate-gradient iterations it took."""
-        damped = data.copy()
-        d = damped[self.diag]
-        damped[self.diag] = d + lam * np.maximum(d, 1e-9 * max(float(d.max()), 1.0))
-        A = csr_matrix((damped, self.indices, self.indptr), shape=(self.n, self.n))
-        band = np.zeros((self.pre_u + 1) * self.n)
-        band[self.pre_pos] = damped[self.pre_src]
-        try:
-            factor = cholesky_banded(band.reshape(self.pre_u + 1, self.n), check_finite=False)
-        except LinAlgError:
-            return None, 0
+        """Step ``dx`` of ``(A + lam * diag(A)) dx = -g`` (None if not positive definite) and
+        the conjugate-gradient iterations it took."""
+        sp = self.sparsity
+        values = sp.damped(data, lam)
+        A = sp.matrix(values)
+        spent = 0
+        if not self.coupled:
+            factor = sp.band_factor(values, full=False)
+            if factor is None:
+                return None, 0
 
-        def precondition(r: np.ndarray) -> np.ndarray:
-            return cho_solve_banded((factor, False), r[self.order], check_finite=False)[
-                self.joint_major
-            ]
+            def joint_band(r: np.ndarray) -> np.ndarray:
+                return cho_solve_banded((factor, False), r[sp.order], check_finite=False)[
+                    sp.joint_major
+                ]
 
-        return conjugate_gradient(A, -g, precondition, max_iter=max_iter)
+            x, spent, done = conjugate_gradient(A, -g, joint_band,
+                                                max_iter=min(max_iter, SWITCH_AFTER))  # fmt: skip
+            if done or max_iter <= SWITCH_AFTER:
+                return x, spent
+            self.coupled = True
+        full = sp.band_factor(values, full=True)
+        if full is None:
+            return None, spent
+
+        def whole_band(r: np.ndarray) -> np.ndarray:
+            return cho_solve_banded((full, False), r, check_finite=False)
+
+        x, it, _ = conjugate_gradient(A, -g, whole_band, max_iter=max_iter)
+        return x, spent + it
 
 
 def conjugate_gradient(A: csr_matrix, b: np.ndarray, precondition: Callable, tol: float = CG_TOL,
-                       max_iter: int = CG_MAX_ITER) -> tuple[np.ndarray, int]:  # fmt: skip
+                       max_iter: int = CG_MAX_ITER) -> tuple[np.ndarray, int, bool]:  # fmt: skip
     """Preconditioned conjugate gradients for SPD ``A x = b`` to a relative residual ``tol``.
 
     Returns:
-        The solution and the number of iterations.
+        The solution, the number of iterations and whether it reached ``tol``.
     """
     x = np.zeros_like(b)
     r = b.copy()
@@ -204,19 +281,21 @@ def conjugate_gradient(A: csr_matrix, b: np.ndarray, precondition: Callable, tol
     rz = float(r @ z)
     stop = tol * float(np.linalg.norm(b))
     it = 0
+    if float(np.linalg.norm(r)) <= stop:
+        return x, it, True
     while it < max_iter:
         it += 1
         Ap = A @ p
         pAp = float(p @ Ap)
         if pAp <= 0:
-            break
+            return x, it, False
         alpha = rz / pAp
         x += alpha * p
         r -= alpha * Ap
         if np.linalg.norm(r) <= stop:
-            break
+            return x, it, True
         z = precondition(r)
         rz_new = float(r @ z)
         p = z + (rz_new / rz) * p
         rz = rz_new
-    return x, it
+    return x, it, False
