@@ -371,3 +371,79 @@ def test_render_people_in_their_colours(world):
         want = np.round(255 * geo.person_rgb(pid))
         shares.append((np.abs(px - want).max(-1) <= 2).mean())
     assert len(shares) >= 3 and np.median(shares) > 0.5
+
+
+class _Fake:
+    """Stands in for any Open3D GUI object: every attribute is settable, every call works."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args = args
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Fake()
+
+    def __call__(self, *args, **kwargs):
+        return _Fake(*args)
+
+
+class _FakeScene(_Fake):
+    def __init__(self, *args) -> None:
+        self.geometry: dict = {}
+
+    def has_geometry(self, name: str) -> bool:
+        return name in self.geometry
+
+    def add_geometry(self, name: str, geometry, material) -> None:
+        self.geometry[name] = geometry
+
+    def remove_geometry(self, name: str) -> None:
+        del self.geometry[name]
+
+
+class _FakeWidget(_Fake):
+    def __init__(self) -> None:
+        self.labels: list = []
+
+    def add_3d_label(self, position, text):
+        label = _Fake(position, text)
+        self.labels.append(label)
+        return label
+
+    def remove_3d_label(self, label) -> None:
+        self.labels.remove(label)
+
+
+def test_viewer_window_shows_every_person_and_nothing_stale(world):
+    """The viewer's frame updates with a stand-in GUI (no display needed): one mesh per person
+    present, none left over from a frame with more people, labels in the person's colour."""
+    o3d = pytest.importorskip("open3d", reason="open3d-cpu (the 'viz' extra) is not installed")
+    from types import SimpleNamespace
+
+    from mvhand.viz.viewer import _ViewerWindow
+
+    gui = _Fake()
+    gui.SceneWidget = _FakeWidget
+    gui.Color = lambda *rgb: tuple(rgb)
+    rendering = _Fake()
+    rendering.Open3DScene = _FakeScene
+    fake = SimpleNamespace(geometry=o3d.geometry, utility=o3d.utility,
+                           visualization=SimpleNamespace(gui=gui, rendering=rendering))
+    scene = Scene(load_run(world["folder"]))
+    window = _Fake()
+    window.theme = SimpleNamespace(font_size=10.0)
+    app = _Fake()
+    app.create_window = lambda *args: window
+    win = _ViewerWindow(fake, app, scene, 800, 600)
+    counts = [len(scene.person_groups(t)) for t in range(scene.n_frames)]
+    order = [int(np.argmax(counts)), int(np.argmin(counts))]
+    assert counts[order[0]] > counts[order[1]]  # the walker comes and goes
+    for t in order:
+        win._show(t)
+        names = [n for n in win.widget.scene.geometry if n.startswith("frame")]
+        assert len(names) == counts[t]
+        texts = {lab.args[1]: lab for lab in win.widget.labels if lab.args[1].startswith("P")}
+        assert {lab.text for lab in scene.labels(t) if lab.per_frame} == set(texts)
+        for text, lab in texts.items():
+            assert lab.color == tuple(geo.person_rgb(int(text[1:].split()[0])))

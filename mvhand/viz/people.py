@@ -235,8 +235,8 @@ def _text(image, text: str, org: tuple[int, int], rgb) -> None:
     """Text with a dark outline (readable on any video)."""
     import cv2
 
-    scale = max(0.45, image.shape[0] / 1800)
-    thick = max(1, int(round(image.shape[0] / 900)))
+    scale = max(0.45, image.shape[0] / 1300)  # readable in the grid video too
+    thick = max(1, int(round(image.shape[0] / 700)))
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2,
                 cv2.LINE_AA)  # fmt: skip
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, rgb, thick, cv2.LINE_AA)

@@ -123,6 +123,7 @@ class _ViewerWindow:
         self.window.set_on_tick_event(self._on_tick)
         self.widget.set_on_key(self._on_key)
         self._labels: list = []
+        self._frame_names: list[str] = []
         self._show(0)
         cam = scene.view_camera("overview", 0, (width, height))
         self.widget.look_at(scene.target, cam.center_world, scene.up)
@@ -220,12 +221,14 @@ class _ViewerWindow:
         from mvhand.viz.o3d import to_o3d_mesh
 
         sc = self.widget.scene
-        for i, mesh in enumerate(self.scene.frame_meshes(t)):
-            name = f"frame{i}"
+        for name in self._frame_names:  # the count varies with several people: remove all
             if sc.has_geometry(name):
                 sc.remove_geometry(name)
+        self._frame_names = []
+        for i, mesh in enumerate(self.scene.frame_meshes(t)):
             if len(mesh.triangles):
-                sc.add_geometry(name, to_o3d_mesh(self.o3d, mesh), self._mat)
+                sc.add_geometry(f"frame{i}", to_o3d_mesh(self.o3d, mesh), self._mat)
+                self._frame_names.append(f"frame{i}")
         for lab in self._labels:
             self.widget.remove_3d_label(lab)
         self._labels = []
