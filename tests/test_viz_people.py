@@ -447,3 +447,22 @@ def test_viewer_window_shows_every_person_and_nothing_stale(world):
         assert {lab.text for lab in scene.labels(t) if lab.per_frame} == set(texts)
         for text, lab in texts.items():
             assert lab.color == tuple(geo.person_rgb(int(text[1:].split()[0])))
+
+
+def test_nobody_found_still_draws(world, tmp_path):
+    """A result without people: every detection grey with "?", a summary page that says so."""
+    import warnings
+    from dataclasses import replace
+
+    pf = world["people"]
+    n = len(pf.detections)
+    nobody = replace(_keep_people(pf.result, 0), det_person=np.full(n, -1),
+                     det_hand_person=np.full((n, 2), -1), det_side=np.full((n, 2), -1))
+    empty = PeopleFile(nobody, pf.detections, pf.frames)
+    image = np.zeros((480, 270, 3), np.uint8)
+    boxes = draw_people_frame(image, camera_frame(empty, 0, 3, np.zeros((0, 2, 21, 2))))
+    assert boxes and {b.label for b in boxes} == {"?"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert people_summary_figure(empty, tmp_path / "nobody.png").stat().st_size > 10_000
+    assert person_hand_rows(empty) == []

@@ -413,6 +413,11 @@ def _x_of(x: np.ndarray, t: int) -> float:
 def _timeline(ax, rows: list[PersonHandRow], x: np.ndarray, xlabel: str, sec: dict) -> None:
     import matplotlib.colors as mcolors
 
+    if not rows:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no person with 3D (see report.json's warnings)", ha="center",
+                va="center", fontsize=11, transform=ax.transAxes)  # fmt: skip
+        return
     data = np.array([r.n_views for r in rows], float).reshape(len(rows), len(x))
     data[data == 0] = np.nan
     vmax = max(2.0, float(np.nanmax(data)) if np.isfinite(data).any() else 2.0)
