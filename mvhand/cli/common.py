@@ -21,6 +21,22 @@ units_option = click.option(
 )  # fmt: skip
 
 
+def print_people_summary(people: dict[str, Any]) -> None:
+    """One line per person found (frames with each hand), and who is in hands3d.npz."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    chosen = people.get("person", {}).get("id")
+    console.print(f"{people['people_found']} people found")
+    for p in people["people"]:
+        hf = p["hand_frames"]
+        mark = "  -> hands3d.npz" if p["id"] == chosen else ""
+        console.print(f"  person {p['id']}: {p['frames']} frames, left hand {hf['left']}, right "
+                      f"hand {hf['right']}{'' if p['has_body'] else ' (hands only)'}{mark}")
+    n_sw, n_amb = len(people["suspected_identity_switches"]), len(people["ambiguous_frames"])
+    console.print(f"  suspected identity switches: {n_sw}; ambiguous frames: {n_amb}")
+
+
 def print_reconstruction_summary(report: dict[str, Any]) -> None:
     """A short table of the 3D report: completeness and reprojection error per hand."""
     from rich.console import Console

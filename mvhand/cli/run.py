@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from mvhand.cli.common import print_reconstruction_summary, set_option, units_option
+from mvhand.cli.common import (
+    print_people_summary,
+    print_reconstruction_summary,
+    set_option,
+    units_option,
+)
 from mvhand.errors import ConfigError
 
 
@@ -29,7 +34,8 @@ def parse_frames(text: str | None) -> tuple[int, int | None] | None:
 class _Bars:
     """Rich progress bars, one per stage and camera (the CLI layer renders the callback)."""
 
-    LABELS = {"body": "person + body", "track": "hand tracking", "3d": "3D reconstruction"}
+    LABELS = {"body": "person + body", "track": "hand tracking", "3d": "3D reconstruction",
+              "people": "people: association"}
 
     def __init__(self, progress) -> None:
         self.progress = progress
@@ -61,11 +67,20 @@ class _Bars:
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes "
               "for the per-camera 2D work (0: one per CPU core; 1: no extra process). Default: "
               "the pipeline's `workers` if set to other than 1, else one per core.")
+@click.option("--max-people", type=click.IntRange(1, 32), default=None,
+              help="People followed per camera (detect.max_people). 1: the paper's single-"
+              "surgeon mode, one person per camera; more: everybody in view is followed, "
+              "associated across cameras and time and reconstructed (OUT/hands3d_people.npz), "
+              "and --person picks whose hands go to OUT/hands3d.npz.")
+@click.option("--person", default=None, help="With several people, whose hands go to "
+              "OUT/hands3d.npz: 'primary' (seen in the most views), a person id, or "
+              "'near:x,y,z' (nearest that point, in the output's units).")
 @set_option
 @units_option
 def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir: Path,
             frames_text: str | None, overlay: bool, no_cache: bool, workers: int | None,
-            overrides: tuple[str, ...], units: str | None) -> None:  # fmt: skip
+            max_people: int | None, person: str | None, overrides: tuple[str, ...],
+            units: str | None) -> None:  # fmt: skip
     """Run the whole pipeline on VIDEOS, a folder with one video per camera.
 
     Each video's file stem must be a camera name of the calibration (or set [video] mapping
@@ -83,6 +98,14 @@ def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir:
     from mvhand.pipeline.run import run_pipeline
 
     cfg = load_pipeline(pipeline_path, overrides)
+    if max_people is not None:
+        cfg = dataclasses.replace(cfg, detect=dataclasses.replace(cfg.detect,
+                                                                  max_people=max_people))
+    if person is not None:
+        from mvhand.pipeline.config import parse_person
+
+        parse_person(person)
+        cfg = dataclasses.replace(cfg, person=person)
     if workers is not None or cfg.workers == 1:
         cfg = dataclasses.replace(cfg, workers=0 if workers is None else workers)
     from mvhand.pipeline.run import resolve_config
@@ -100,6 +123,9 @@ def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir:
                       f"and {out_dir / 'report.json'}")  # fmt: skip
     if result.reused:
         console.print(f"2D results reused from {out_dir / 'cache'}: {', '.join(result.reused)}")
+    if "people" in result.report:
+        print_people_summary(result.report["people"])
     print_reconstruction_summary(result.report)
-    click.echo(f"wrote {out_dir / 'hands3d.npz'}, hands3d.csv, keypoints2d.npz, report.json, "
-               "config.toml, calibration.toml")  # fmt: skip
+    extra = ", hands3d_people.npz" if "people" in result.report else ""
+    click.echo(f"wrote {out_dir / 'hands3d.npz'}{extra}, hands3d.csv, keypoints2d.npz, "
+               "report.json, config.toml, calibration.toml")  # fmt: skip

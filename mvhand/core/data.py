@@ -76,6 +76,11 @@ class Keypoints2D:
         return Keypoints2D(self.keypoints_px[:, start:stop], self.scores[:, start:stop],
                            self.cameras, self.hands, self.fps)  # fmt: skip
 
+    def take_hands(self, idx: list[int], names: tuple[str, ...] = HANDS) -> Keypoints2D:
+        """The hands ``idx`` (along axis H), renamed ``names``."""
+        return Keypoints2D(self.keypoints_px[:, :, idx], self.scores[:, :, idx], self.cameras,
+                           names, self.fps)  # fmt: skip
+
 
 @dataclass(frozen=True, eq=False)
 class Views2D:
@@ -183,3 +188,21 @@ class Hands3D:
     def replace(self, **changes) -> Hands3D:
         """A copy with some fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+    def take_hands(self, idx: list[int], names: tuple[str, ...] = HANDS) -> Hands3D:
+        """The hands ``idx`` (along axis H), renamed ``names``, with their views and bone
+        lengths; ``info`` is kept whole (its per-hand entries name their hands).
+
+        Example:
+            >>> h = Hands3D(np.zeros((2, 4, 21, 3)), np.zeros((2, 4, 21)), np.ones((2, 4, 21)),
+            ...             np.ones((2, 4, 21)), hands=("a", "b", "c", "d"))
+            >>> h.take_hands([2, 3]).hands, h.take_hands([2, 3]).keypoints3d.shape
+            (('left', 'right'), (2, 2, 21, 3))
+        """
+        v = self.views
+        if v is not None:
+            v = Views2D(v.keypoints.take_hands(idx, names), v.inliers[:, :, idx], v.swapped)
+        bl = None if self.bone_lengths is None else self.bone_lengths[idx]
+        return Hands3D(self.keypoints3d[:, idx], self.reprojection_error_px[:, idx],
+                       self.n_views[:, idx], self.score[:, idx], self.units, names, v, bl,
+                       self.info)  # fmt: skip

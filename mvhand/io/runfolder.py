@@ -56,6 +56,7 @@ NAMES: dict[str, str] = {
     "fit_config": "fit_config.toml",
     "overlay": "overlay",
     "hands3d_people": "hands3d_people.npz",
+    "summary_people": "summary_people.png",
 }
 #: Top-level names that are not part of a set.
 CACHE_DIR = "cache"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mvhand.core.people import Detections2D
 from mvhand.io.atomic import save_npz_atomic
 from mvhand.pipeline.camera2d import Camera2D
 
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: Bump when the cached arrays' meaning changes.
 CACHE_VERSION = 3
+#: The :class:`~mvhand.core.people.Detections2D` arrays kept for several people.
+_DETECTION_ARRAYS = ("camera", "frame", "body_px", "body_scores", "hands_px", "hands_scores",
+                     "source")
 #: Bytes hashed at each end of a video for its identity.
 _IDENTITY_BYTES = 1 << 20
 
@@ -64,6 +68,8 @@ def cache_path(out_dir: Path, camera: str) -> Path:
 def save_camera(path: Path, result: Camera2D, key: str) -> None:
     """Write one camera's result atomically."""
     arrays = {name: getattr(result, name) for name in Camera2D.ARRAYS}
+    if result.detections is not None:  # several people: the camera's every-person rows
+        arrays.update({f"det_{k}": getattr(result.detections, k) for k in _DETECTION_ARRAYS})
     meta = {"camera": result.camera, "timings_s": result.timings_s, "info": result.info}
     save_npz_atomic(path, key=np.array(key), meta=np.array(json.dumps(meta)), **arrays)
 
@@ -79,6 +85,10 @@ def load_camera(path: Path, key: str) -> Camera2D | None:
                 return None
             meta = json.loads(str(data["meta"]))
             arrays = {name: data[name] for name in Camera2D.ARRAYS}
+            if "det_frame" in data.files:
+                arrays["detections"] = Detections2D(
+                    *(data[f"det_{k}"] for k in _DETECTION_ARRAYS), cameras=(meta["camera"],),
+                    n_frames=len(arrays["frames"]))  # fmt: skip
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("%s: unreadable cache file (%s); recomputing", path, exc)
         return None

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mvhand.backends.registry import Backend
+from mvhand.core.people import Detections2D
 from mvhand.io.video import iter_frames
 from mvhand.pipeline.config import PipelineConfig
 from mvhand.stages.body import BodyFrame, run_body
@@ -46,6 +47,11 @@ class Camera2D:
         people: ``(T,)`` people the detector reported where it ran, -1 elsewhere.
         timings_s: seconds per step.
         info: counters (hand-model calls, megabytes of kept hand regions).
+        detections: with ``detect.max_people > 1``, every person this camera followed and
+            every lone hand the palm path found, as rows of a one-camera
+            :class:`~mvhand.core.people.Detections2D` (frames are positions in ``frames``);
+            the per-hand arrays above then hold the camera's main person (the one followed
+            longest), for the per-camera figures. None in single-person mode.
     """
 
     camera: str
@@ -62,6 +68,7 @@ class Camera2D:
     people: np.ndarray
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, float] = field(default_factory=dict)
+    detections: Detections2D | None = None
 
     ARRAYS = ("frames", "keypoints_px", "scores", "presence", "track_id", "source", "person",
               "body_hand_confidence", "missing", "detected", "people")  # fmt: skip
@@ -107,6 +114,10 @@ def process_camera(camera: str, video: Path, frames: range, backend: Backend,
                    cfg: PipelineConfig, progress: Progress = _no_progress,
                    spill_dir: Path | None = None) -> Camera2D:  # fmt: skip
     """Run stages 2-5 on one camera's video over ``frames`` (a range of frame indices)."""
+    if cfg.detect.max_people > 1:
+        from mvhand.pipeline.people2d import process_camera_people
+
+        return process_camera_people(camera, video, frames, backend, cfg, progress, spill_dir)
     T = len(frames)
     tc = cfg.tracking
     patches = HandPatches(T, tc.patch_scale, tc.patch_min_px, tc.patch_max_px, spill_dir)

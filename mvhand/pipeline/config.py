@@ -1,7 +1,8 @@
 """The pipeline config: one frozen dataclass per stage, loaded strictly from ``pipelines/*.toml``.
 
-Sections: ``[video]``, ``[backend]``, ``[detect]``, ``[tracking]``, ``[hands2d]``,
-``[reconstruct]`` (with ``.triangulation`` and ``.optimizer``), ``[fit]``. Every key, its
+Sections: ``[video]``, ``[backend]``, ``[detect]``, ``[palm]``, ``[tracking]``, ``[hands2d]``,
+``[reconstruct]`` (with ``.triangulation`` and ``.optimizer``), ``[people]``, ``[refine]``,
+``[fit]``, ``[export]``. Every key, its
 default and its range are declared once, in the stage that uses it; ``mvhand run --set
 key=value`` overrides any of them, and the resolved config is written next to the outputs.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mvhand.backends.registry import BackendConfig
 from mvhand.config import config_to_dict, load_config, param
 from mvhand.errors import ConfigError
@@ -19,6 +22,7 @@ from mvhand.fit import FitConfig
 from mvhand.stages.body import DetectConfig
 from mvhand.stages.hands2d import Hands2DConfig
 from mvhand.stages.palm import PalmConfig
+from mvhand.stages.people import PeopleConfig
 from mvhand.stages.reconstruct import ReconstructConfig
 from mvhand.stages.refine import RefineConfig
 from mvhand.stages.track import TrackingConfig
@@ -64,6 +68,13 @@ class PipelineConfig:
     tracking: TrackingConfig = param(TrackingConfig(), "hand tracking")
     hands2d: Hands2DConfig = param(Hands2DConfig(), "2D hand keypoints")
     reconstruct: ReconstructConfig = param(ReconstructConfig(), "3D reconstruction")
+    people: PeopleConfig = param(PeopleConfig(), "several people (detect.max_people > 1): "
+                                 "association across cameras and time, 3D per person-hand")
+    person: str = param(
+        "primary", "with several people, whose hands go to hands3d.npz (and the fit, "
+        "overlays and exports made from it): 'primary' (the person seen in the most views), "
+        "a person id (e.g. '1'), or 'near:x,y,z' (the person whose wrists are on average "
+        "nearest that point, in the output's units)")
     refine: RefineConfig = param(RefineConfig(), "3D-guided re-detection, then 3D again")
     fit: FitConfig = param(FitConfig(), "hand-model fit (MANO or the kinematic hand)")
     summary: bool = param(True, "write summary.png, a one-page figure of the run's quality")
@@ -87,6 +98,7 @@ def load_pipeline(path: str | Path | None = None, overrides: tuple[str, ...] | l
         path = DEFAULT_PIPELINE
     cfg = load_config(PipelineConfig, path, overrides)
     cfg.video.mapping_dict()  # validate early
+    parse_person(cfg.person)
     if cfg.video.stop is not None and cfg.video.stop <= cfg.video.start:
         raise ConfigError(f"'video.stop' ({cfg.video.stop}) must be greater than 'video.start' "
                           f"({cfg.video.start})")  # fmt: skip
@@ -97,3 +109,26 @@ def frontend_dict(cfg: PipelineConfig) -> dict:
     """The settings the per-camera 2D results depend on (for the cache key)."""
     d = config_to_dict(cfg)
     return {k: d[k] for k in ("backend", "detect", "palm", "tracking", "hands2d")}
+
+
+def parse_person(text: str) -> tuple[str, object]:
+    """``person`` as ("primary", None), ("id", int) or ("near", (x, y, z)); ConfigError if
+    it is none of them.
+
+    Example:
+        >>> parse_person("near:0.1, 0.2,0.3")
+        ('near', (0.1, 0.2, 0.3))
+    """
+    t = str(text).strip()
+    if t == "primary":
+        return "primary", None
+    if t.lstrip("-").isdigit():
+        return "id", int(t)
+    if t.startswith("near:"):
+        try:
+            xyz = tuple(float(v) for v in t[5:].split(","))
+        except ValueError:
+            xyz = ()
+        if len(xyz) == 3 and all(np.isfinite(xyz)):
+            return "near", xyz
+    raise ConfigError(f"'person' must be 'primary', a person id or 'near:x,y,z', got {text!r}")

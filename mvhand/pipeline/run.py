@@ -31,6 +31,7 @@ from mvhand.io.video import VideoCheck, check_videos, find_videos, probe_video
 from mvhand.pipeline.camera2d import Camera2D, Progress, _no_progress
 from mvhand.pipeline.config import PipelineConfig, frontend_dict
 from mvhand.pipeline.fit import write_fit
+from mvhand.pipeline.people import people_section
 from mvhand.pipeline.report import assemble, collect_warnings, reconstruction_section
 from mvhand.pipeline.workers import compute_cameras_2d
 from mvhand.stages.reconstruct import reconstruction_report, run_reconstruct
@@ -112,7 +113,7 @@ def resolve_config(cfg: PipelineConfig | None, frames: tuple[int, int | None] | 
     return cfg
 
 
-def _camera_warnings(results: dict[str, Camera2D]) -> list[str]:
+def _camera_warnings(results: dict[str, Camera2D], max_people: int = 1) -> list[str]:
     out = []
     for cam, r in results.items():
         if r.missing.any():
@@ -125,12 +126,19 @@ def _camera_warnings(results: dict[str, Camera2D]) -> list[str]:
             out.append(f"camera '{cam}': a person but no hand was found in any frame")
         checks = int((r.people >= 0).sum())
         several = int((r.people >= 2).sum())
-        if several and several >= 0.1 * checks:
+        if max_people > 1:
+            more = int((r.people > max_people).sum())
+            if more:
+                out.append(f"camera '{cam}': the person detector saw up to "
+                           f"{int(r.people.max())} people, more than detect.max_people = "
+                           f"{max_people}, in {more} of its {checks} runs; only "
+                           f"{max_people} are followed")  # fmt: skip
+        elif several and several >= 0.1 * checks:
             out.append(f"camera '{cam}': the person detector saw several people (up to "
-                       f"{int(r.people.max())}) in {several} of its {checks} runs; `mvhand run` "
-                       "follows one person per camera, so cameras may follow different people "
-                       "and mix their hands in 3D: check the overlays, or reconstruct every "
-                       "person with `mvhand people`")  # fmt: skip
+                       f"{int(r.people.max())}) in {several} of its {checks} runs; with "
+                       "detect.max_people = 1 each camera follows one person, so cameras may "
+                       "follow different people and mix their hands in 3D: check the overlays, "
+                       "or follow everybody with --max-people (detect.max_people > 1)")  # fmt: skip
     return out
 
 
@@ -157,6 +165,11 @@ def run_pipeline(calib: str | Path | Rig, videos_dir: str | Path, out_dir: str |
         MvhandError: bad input or an unwritable output, with a message that says what to do.
     """
     cfg = resolve_config(cfg, frames, overlay, units)
+    if cfg.detect.max_people > 1 and cfg.reconstruct.triangulation.swap_repair:
+        # several people: left/right is decided once per track in 3D by the association, so
+        # the per-view swap repair is off (the saved config says so, and replays the run)
+        tri = replace(cfg.reconstruct.triangulation, swap_repair=False)
+        cfg = replace(cfg, reconstruct=replace(cfg.reconstruct, triangulation=tri))
     folder = RunFolder(out_dir)
     check_output_dir(folder.root)
     with collect_warnings() as warnings:
@@ -182,22 +195,26 @@ def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: b
     t_in = time.perf_counter()
     results, reused = compute_cameras_2d(videos, cam_frames, cfg, folder.root, progress,
                                          use_cache, factory)  # fmt: skip
-    for w in _camera_warnings(results):
+    for w in _camera_warnings(results, cfg.detect.max_people):
         log.warning(w)
     t_2d = time.perf_counter()
     fps = check.fps / rng.step if check.fps > 0 else None
-    kp = Keypoints2D(np.stack([r.keypoints_px for r in results.values()]),
-                     np.stack([r.scores for r in results.values()]), tuple(results), fps=fps)
-    if not np.isfinite(kp.keypoints_px).any():
-        raise InputError("no hand was found in any camera, so there is nothing to reconstruct; "
-                         "see the warnings above")  # fmt: skip
-    progress("3d", "all", 0, 1)
-    rec = run_reconstruct(kp, check.rig, cfg.reconstruct)
-    progress("3d", "all", 1, 1)
+    people = None
+    if cfg.detect.max_people > 1:
+        kp, rec, people = _people(results, len(rng), fps, check.rig, cfg, progress)
+    else:
+        kp = Keypoints2D(np.stack([r.keypoints_px for r in results.values()]),
+                         np.stack([r.scores for r in results.values()]), tuple(results),
+                         fps=fps)  # fmt: skip
+        _check_any_hand(kp)
+        progress("3d", "all", 0, 1)
+        rec = run_reconstruct(kp, check.rig, cfg.reconstruct)
+        progress("3d", "all", 1, 1)
     refine_info = None
     if cfg.refine.enabled:
-        kp, rec, refine_info = _refine(folder, videos, rng, kp, rec, check.rig, cfg, results,
-                                       factory, use_cache, progress)  # fmt: skip
+        kp, rec, refine_info = _refine(folder, videos, rng, kp, rec, check.rig, cfg,
+                                       None if people else results, factory, use_cache,
+                                       progress)  # fmt: skip
     t_3d = time.perf_counter()
     section, consistency = reconstruction_section(rec, check.rig)
     for w in consistency:
@@ -206,8 +223,10 @@ def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: b
     run_info = _run_info(videos, rng, fps, check, results, reused, refine_info)
     if offsets:
         run_info["inputs"]["frame_offsets"] = offsets
+    if people is not None:
+        run_info["people"] = people_section(people[1], people[2], cfg.person)
     report = _publish(folder, cfg, kp, rec, check.rig, videos, rng, run_info, section,
-                      timings, warnings, str(videos_dir))  # fmt: skip
+                      timings, warnings, str(videos_dir), people)  # fmt: skip
     return RunResult(folder.root, kp, results, report, tuple(reused), rec.hands3d)
 
 
@@ -239,10 +258,50 @@ def _offset_ranges(cfg: PipelineConfig, videos: dict[str, Path], offsets: dict[s
     return rng, per_cam, cfg
 
 
+def _check_any_hand(kp: Keypoints2D) -> None:
+    if not np.isfinite(kp.keypoints_px).any():
+        raise InputError("no hand was found in any camera, so there is nothing to reconstruct; "
+                         "see the warnings above")  # fmt: skip
+
+
+def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig: Rig,
+            cfg: PipelineConfig, progress: Progress) -> tuple:  # fmt: skip
+    """Everybody associated, every person-hand through the 3D stage; the chosen person's 2D
+    and 3D as the run's single-person result, and (detections, people result, slot)."""
+    from mvhand.pipeline.people import choose_person, gather_detections, person_keypoints, with_3d
+    from mvhand.stages.people import reconstruct_people
+    from mvhand.stages.reconstruct import ReconstructResult
+
+    det = gather_detections(results, n_frames, fps)
+    progress("people", "all", 0, 1)
+    res = reconstruct_people(rig, det, cfg.people)
+    progress("people", "all", 1, 1)
+    for w in res.report["warnings"]:
+        log.warning(w)
+    slot = choose_person(res, cfg.person)
+    if slot is None:
+        raise InputError("no person was seen by two cameras at once, so there is nothing to "
+                         "reconstruct; see the warnings above")  # fmt: skip
+    kp_all = person_keypoints(det, res, list(range(res.n_people)))
+    _check_any_hand(kp_all)
+    progress("3d", "all", 0, 1)
+    rec_all = run_reconstruct(kp_all, rig, cfg.reconstruct)
+    progress("3d", "all", 1, 1)
+    res = with_3d(res, rec_all.hands3d, cfg.people)
+    for s in res.report["suspected_identity_switches"]:
+        log.warning("person %d's %s hand moves at %.1f m/s at frame %d: a suspected identity "
+                    "switch or a wrong association; check the overlays", s["person"], s["hand"],
+                    s["speed_mps"], s["frame"])  # fmt: skip
+    mine = [2 * slot, 2 * slot + 1]
+    rec = ReconstructResult(rec_all.hands3d.take_hands(mine),
+                            rec_all.triangulated.take_hands(mine), rec_all.timings_s)
+    return kp_all.take_hands(mine), rec, (det, res, slot)
+
+
 def _refine(folder, videos, rng, kp, rec, rig, cfg, results, factory, use_cache, progress):
     from mvhand.pipeline.refine import refine_pass
 
-    presence = np.stack([r.presence for r in results.values()])
+    presence = None if results is None else np.stack([r.presence for r in results.values()])
     first = reconstruction_report(rec)
     kp, new_rec, info = refine_pass(
         folder.cache_dir, videos, rng, kp, rec.hands3d, rig, cfg.refine,
@@ -258,10 +317,13 @@ def _refine(folder, videos, rng, kp, rec, rig, cfg, results, factory, use_cache,
 
 def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: Rig,
              videos: dict[str, Path], rng: range, run_info: dict, section: dict,
-             timings: dict, warnings: list[str], title: str) -> dict[str, Any]:  # fmt: skip
+             timings: dict, warnings: list[str], title: str,
+             people: tuple | None = None) -> dict[str, Any]:  # fmt: skip
     """Write every output into a staging set and publish it (all or nothing)."""
     h3 = rec.hands3d
     with folder.transaction() as tx:
+        overlays_done = people is not None and _write_people(tx, cfg, people, videos, rng,
+                                                             rig, title)  # fmt: skip
         save_keypoints(tx.path("keypoints2d"), kp)
         save_hands3d(tx.path("hands3d"), h3, kp.fps, tx.run_id)
         save_hands3d_csv(tx.path("hands3d_csv"), h3)
@@ -276,7 +338,7 @@ def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: 
 
             summary_figure(h3, kp, tx.path("summary"), title=title, fps=kp.fps,
                            per_camera=section.get("cameras"))  # fmt: skip
-        if cfg.overlay:
+        if cfg.overlay and not overlays_done:
             _write_overlays(tx, folder, videos, rng, h3, rig)
         run_info["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
         report = assemble(warnings, reconstruction=section, fit=fit_info, **run_info)
@@ -290,6 +352,33 @@ def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: 
             report["warnings"] = list(warnings)
             tx.write_report(report)
     return {"run_id": tx.run_id, **report}
+
+
+def _write_people(tx, cfg: PipelineConfig, people: tuple, videos: dict[str, Path],
+                  rng: range, rig: Rig, title: str) -> bool:  # fmt: skip
+    """Everybody's file, and (when the viz module offers them) their summary and overlays
+    (in ``overlay/``, instead of the chosen person's); True when the overlays were written."""
+    from mvhand.io.people import load_people, save_people
+
+    det, res, slot = people
+    save_people(tx.path("hands3d_people"), res, det, frames=rng,
+                primary=int(res.person_ids[slot]), run_id=tx.run_id)  # fmt: skip
+    try:
+        from mvhand.viz import people as viz_people
+    except ImportError:  # pragma: no cover - the viz module is optional here
+        return False
+    pf = load_people(tx.path("hands3d_people"))
+    if cfg.summary and hasattr(viz_people, "people_summary_figure"):
+        viz_people.people_summary_figure(pf, tx.path("summary_people"), title=title,
+                                         fps=det.fps, report=res.report)  # fmt: skip
+    if cfg.overlay and hasattr(viz_people, "write_people_overlays"):
+        try:
+            viz_people.write_people_overlays(tx.fresh_folder("overlay"), videos, pf, rig, rng,
+                                             fps=det.fps)  # fmt: skip
+        except MvhandError as exc:
+            log.warning("the people overlays failed: %s", exc)
+        return True
+    return False
 
 
 def _run_info(videos: dict[str, Path], rng: range, fps: float | None, check: VideoCheck,

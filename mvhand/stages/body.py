@@ -47,6 +47,10 @@ class DetectConfig:
     keep_iou: float = param(
         0.3, "keep following the same person while a detection overlaps their box by this IoU",
         ge=0.0, le=1.0)
+    max_people: int = param(
+        1, "people followed per camera: 1 is the paper's single-surgeon mode (one person per "
+        "camera); more follows everybody in view (up to this many), and the 3D stage then "
+        "associates them across cameras and time ([people]; hands3d_people.npz)", ge=1, le=32)
 
 
 @dataclass(frozen=True, eq=False)

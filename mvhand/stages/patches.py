@@ -53,16 +53,19 @@ class HandPatches:
         scale: region side over the body hand crop's side.
         min_px, max_px: bounds on the region side (pixels).
         spill_dir: folder for the temporary file (None: the system's temporary folder).
+        n_slots: hand slots per frame (2: one person's left and right; several people use
+            two per followed person).
     """
 
     def __init__(self, n_frames: int, scale: float = 2.5, min_px: int = 160,
-                 max_px: int = 640, spill_dir: str | Path | None = None) -> None:  # fmt: skip
-        # per (t, h): byte offset in the file, height, width, x0, y0; offset -1 = none kept
-        self._index = np.full((n_frames, 2, 5), -1, dtype=np.int64)
+                 max_px: int = 640, spill_dir: str | Path | None = None,
+                 n_slots: int = 2) -> None:  # fmt: skip
+        # per (t, slot): byte offset in the file, height, width, x0, y0; offset -1 = none kept
+        self._index = np.full((n_frames, n_slots, 5), -1, dtype=np.int64)
         self._file = tempfile.TemporaryFile(dir=spill_dir, prefix="mvhand-patches-")
         self._end = 0
         self.scale, self.min_px, self.max_px = scale, min_px, max_px
-        self._last: list[tuple[np.ndarray, float] | None] = [None, None]
+        self._last: list[tuple[np.ndarray, float] | None] = [None] * n_slots
 
     @property
     def nbytes(self) -> int:
@@ -78,9 +81,9 @@ class HandPatches:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def add(self, t: int, image: np.ndarray, crops: tuple[HandCrop | None, HandCrop | None]
-            ) -> None:  # fmt: skip
-        """Keep the regions of frame position ``t`` around ``crops`` (None: last known)."""
+    def add(self, t: int, image: np.ndarray, crops: tuple[HandCrop | None, ...]) -> None:
+        """Keep the regions of frame position ``t`` around ``crops``, one per slot (None: where
+        that slot's hand was last seen)."""
         for h, crop in enumerate(crops):
             if crop is not None:
                 self._last[h] = (np.asarray(crop.center_px, float), float(crop.size_px))
@@ -116,7 +119,8 @@ class HandPatches:
         Returns:
             keypoints in full-image pixels, or None when no region of that frame was kept.
         """
-        cands = [p for p in (self.patch(t, 0), self.patch(t, 1)) if p is not None]
+        cands = [p for p in (self.patch(t, h) for h in range(self._index.shape[1]))
+                 if p is not None]  # fmt: skip
         if not cands:
             return None
         center = np.asarray(crop.center_px, dtype=float)

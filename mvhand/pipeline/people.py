@@ -1,0 +1,125 @@
+"""Several people in ``mvhand run``: every camera's people -> association -> one chosen person.
+
+With ``detect.max_people > 1`` each camera's 2D result carries every person it followed
+(:mod:`mvhand.pipeline.people2d`). Here they are put in one table, associated and reconstructed
+(:func:`mvhand.stages.people.reconstruct_people`: everybody, in ``hands3d_people.npz``), and the
+person named by ``person`` (:func:`choose_person`) gives today's single-person files: their
+associated 2D (:func:`person_keypoints`) goes through the same 3D stage, fit and exports as a
+single-person run, so ``hands3d.npz`` keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from mvhand.core.data import HANDS, Hands3D, Keypoints2D
+from mvhand.core.people import Detections2D, PeopleResult, empty_detections
+from mvhand.core.skeleton import N_JOINTS, bone_lengths
+from mvhand.errors import ConfigError
+from mvhand.pipeline.camera2d import Camera2D
+from mvhand.pipeline.config import parse_person
+from mvhand.stages.people import PeopleConfig, _ambiguous, _switches
+
+
+def gather_detections(results: dict[str, Camera2D], n_frames: int,
+                      fps: float | None) -> Detections2D:  # fmt: skip
+    """Every camera's rows in one table, cameras in the order of ``results``."""
+    names = tuple(results)
+    parts = [empty_detections(names, n_frames, fps)]
+    for c, r in enumerate(results.values()):
+        d = r.detections
+        if d is None:
+            raise ValueError(f"camera '{r.camera}' has no several-people result")
+        parts.append(Detections2D(np.full(len(d), c), d.frame, d.body_px, d.body_scores,
+                                  d.hands_px, d.hands_scores, d.source, names, n_frames,
+                                  fps))  # fmt: skip
+    return Detections2D.concatenate(parts)
+
+
+def choose_person(res: PeopleResult, rule: str) -> int | None:
+    """The slot of the person ``rule`` names (see ``person`` in the pipeline config), or
+    None when nobody was reconstructed.
+
+    'primary' is the person seen best: the most hand views over the sequence (body views break
+    ties). 'near:x,y,z' is the person whose wrists are on average nearest the point.
+
+    Raises:
+        ConfigError: a person id that was not found (the message lists those found).
+    """
+    kind, arg = parse_person(rule)
+    if res.n_people == 0:
+        return None
+    if kind == "id":
+        hit = np.flatnonzero(res.person_ids == arg)
+        if not len(hit):
+            raise ConfigError(f"'person' = {arg}: no such person; found "
+                              f"{', '.join(str(i) for i in res.person_ids)}")  # fmt: skip
+        return int(hit[0])
+    if kind == "near":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            wrist = np.nanmean(res.hands3d[:, :, :, 0], axis=(0, 2))  # (P, 3)
+        d = np.linalg.norm(wrist - np.asarray(arg), axis=-1)
+        return int(np.argmin(np.where(np.isfinite(d), d, np.inf)))
+    views = res.hands_n_views.sum(axis=(0, 2, 3)).astype(float)
+    return int(np.lexsort((-res.body_n_views.sum(0), -views))[0])
+
+
+def person_keypoints(det: Detections2D, res: PeopleResult, slots: list[int]) -> Keypoints2D:
+    """The 2D that the association gave to the people ``slots``: ``(C, T, 2 * len(slots),
+    21)`` (person k's left hand at 2k, right at 2k + 1), each view's hand in the side decided
+    in 3D (``det_side``), NaN elsewhere; hands named ``p<id>_left`` / ``p<id>_right``."""
+    C, T = det.n_cameras, det.n_frames
+    kp = np.full((C, T, 2 * len(slots), N_JOINTS, 2), np.nan)
+    sc = np.zeros((C, T, 2 * len(slots), N_JOINTS))
+    for k, slot in enumerate(slots):
+        n, j = np.nonzero(res.det_hand_person == slot)
+        side = res.det_side[n, j]
+        ok = side >= 0
+        n, j, h = n[ok], j[ok], 2 * k + side[ok]
+        kp[det.camera[n], det.frame[n], h] = det.hands_px[n, j]
+        sc[det.camera[n], det.frame[n], h] = det.hands_scores[n, j]
+    names = tuple(f"p{res.person_ids[s]}_{side}" for s in slots for side in HANDS)
+    return Keypoints2D(kp, sc, det.cameras, names, det.fps)
+
+
+def with_3d(res: PeopleResult, h3: Hands3D, cfg: PeopleConfig) -> PeopleResult:
+    """``res`` with every person-hand's 3D from the 3D stage (``h3``: ``2P`` hands in slot
+    order), and the report's per-person figures, suspected switches and ambiguous frames
+    computed again from it."""
+    T, P = res.n_frames, res.n_people
+    new = dataclasses.replace(
+        res, hands3d=h3.keypoints3d.reshape(T, P, 2, N_JOINTS, 3),
+        hands_n_views=h3.n_views.reshape(T, P, 2, N_JOINTS),
+        hands_reprojection_error_px=h3.reprojection_error_px.reshape(T, P, 2, N_JOINTS))
+    fps = float(h3.views.keypoints.fps or 30.0) if h3.views is not None else 30.0
+    report = dict(res.report)
+    report["people"] = [{**p, **_person_figures(new, k)}
+                        for k, p in enumerate(res.report["people"])]
+    report["suspected_identity_switches"] = _switches(new, cfg, fps)
+    report["ambiguous_frames"] = _ambiguous(new, cfg)
+    return dataclasses.replace(new, report=report)
+
+
+def _person_figures(res: PeopleResult, p: int) -> dict:
+    """Frames with a hand (at least 10 joints) per side and the bone-length spread."""
+    valid = np.isfinite(res.hands3d[:, p]).all(-1).sum(-1) >= 10  # (T, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lengths = bone_lengths(res.hands3d[:, p])
+        cv = np.nanmedian(np.nanstd(lengths, 0) / np.nanmedian(lengths, 0), axis=-1)
+    return {"hand_frames": {"left": int(valid[:, 0].sum()), "right": int(valid[:, 1].sum())},
+            "bone_length_cv": {side: (round(float(c), 3) if np.isfinite(c) else None)
+                               for side, c in zip(HANDS, cv, strict=True)}}  # fmt: skip
+
+
+def people_section(res: PeopleResult, slot: int | None, rule: str) -> dict:
+    """The report's ``people`` section: what the association found, and who is in
+    ``hands3d.npz``."""
+    out = {k: v for k, v in res.report.items() if k != "warnings"}
+    out["person"] = {"rule": rule,
+                     "id": None if slot is None else int(res.person_ids[slot])}  # fmt: skip
+    return out
