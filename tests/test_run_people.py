@@ -207,3 +207,64 @@ def test_cli_max_people_and_person_flags(two, tmp_path, monkeypatch):
     report = json.loads((out / "report.json").read_text())
     assert report["people"]["people_found"] == 2
     assert "max_people = 3" in (out / "config.toml").read_text()
+
+
+class TruePalm:
+    """A palm detection at each true hand of the single-person scene (box around the palm)."""
+
+    def __init__(self, scene):
+        self.scene = scene
+
+    def detect(self, image, region):
+        from mvhand.backends.base import HandDetection
+
+        c, t, offset = Scene.decode(image)
+        out = []
+        for h in range(2):
+            kp = self.scene.proj[c, t, h] - offset
+            palm = kp[[0, 5, 9, 13, 17]]
+            box = np.r_[palm.min(0) - 2, palm.max(0) + 2]
+            det_kp = np.stack([kp[0], kp[5], kp[9], kp[13], kp[17], kp[2], kp[3]])
+            out.append(HandDetection(box, 0.9, det_kp))
+        return out
+
+
+class SidedHand:
+    """The true hand nearest the crop, with the hand model's handedness of the true side."""
+
+    def __init__(self, scene):
+        self.scene = scene
+
+    def estimate(self, image, crop):
+        c, t, offset = Scene.decode(image)
+        truth = self.scene.proj[c, t]
+        d = np.linalg.norm(truth.mean(1) - (np.asarray(crop.center_px) + offset), axis=1)
+        h = int(np.argmin(d))
+        return HandKeypoints(truth[h] - offset, np.full(21, 0.9),
+                             0.95 if d[h] < crop.size_px / 2 else 0.01, float(h))  # fmt: skip
+
+
+def test_hands_without_a_body_are_tracked_from_the_palm_path(tmp_path):
+    """No person in view: the palm path's best left and right hand seed a track (every 5th
+    frame), the tracker carries them in between; rows of source 'palm', exact 2D."""
+    from test_run_pipeline import FakeBody, FakePerson
+
+    from mvhand.core.people import SOURCES
+    from mvhand.pipeline.camera2d import process_camera
+
+    scene = Scene()
+    scene.no_person = {0, 1, 2}
+    scene.write(tmp_path / "videos")
+    backend = Backend(FakePerson(scene), FakeBody(scene), SidedHand(scene), "fake",
+                      TruePalm(scene))  # fmt: skip
+    cfg = load_pipeline(None, ["detect.max_people=2", "palm.tile_px=0"])
+    res = process_camera("cam2", tmp_path / "videos" / "cam2.avi", range(N_FRAMES), backend, cfg)
+    det = res.detections
+    assert (det.source == SOURCES.index("palm")).all() and not det.has_body.any()
+    both = np.isfinite(det.hands_px).all(-1).all(-1).all(-1)
+    frames = np.unique(det.frame[both])
+    assert len(frames) == N_FRAMES  # every frame, not only the palm detector's
+    assert len(det) == N_FRAMES  # one row per frame: the untracked palm hands are the same
+    for n in np.flatnonzero(both):
+        np.testing.assert_allclose(det.hands_px[n], scene.proj[1, det.frame[n]], atol=1e-3)
+    assert res.info["lone_hands"] == len(det)
