@@ -268,3 +268,27 @@ def test_hands_without_a_body_are_tracked_from_the_palm_path(tmp_path):
     for n in np.flatnonzero(both):
         np.testing.assert_allclose(det.hands_px[n], scene.proj[1, det.frame[n]], atol=1e-3)
     assert res.info["lone_hands"] == len(det)
+
+
+def test_exports_hold_every_person(two, tmp_path):
+    """With several people the exports add everybody's file (markers P<id>_L_wrist, ...):
+    positions round-trip to hands3d_people.npz, the tidy CSV names each row's person."""
+    import csv
+
+    from mvhand.export.trc import read_trc
+
+    scene, root = two
+    out = tmp_path / "out"
+    _run(scene, root, out, [*PEOPLE, "export.formats=['trc', 'csv']"])
+    res = load_people(out / "hands3d_people.npz").result
+    trc = read_trc(out / "export" / "people.trc")
+    ids = [int(i) for i in res.person_ids]
+    assert trc.names[:2] == [f"P{ids[0]}_L_wrist", f"P{ids[0]}_L_thumb_cmc"]
+    assert len(trc.names) == 2 * 21 * len(ids) and f"P{ids[1]}_R_little_tip" in trc.names
+    want = res.hands3d.reshape(N_FRAMES, -1, 3) * 1000  # m -> mm
+    np.testing.assert_allclose(trc.points, want, atol=1e-3, equal_nan=True)
+    with open(out / "export" / "people_long.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["person"] for r in rows} == {f"P{i}" for i in ids}
+    assert all(r["marker"].startswith(r["person"] + "_") for r in rows[:200])
+    assert (out / "export" / "hands.trc").is_file()  # the chosen person, as before

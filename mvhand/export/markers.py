@@ -69,6 +69,15 @@ class MarkerSet:
     def n_frames(self) -> int:
         return self.points.shape[0]
 
+    @staticmethod
+    def concatenate(sets: list[MarkerSet]) -> MarkerSet:
+        """The markers of several sets of the same frames side by side (e.g. every person)."""
+        a = sets[0]
+        cat = [np.concatenate([getattr(m, k) for m in sets], axis=1)
+               for k in ("points", "error_px", "n_views", "score")]  # fmt: skip
+        return MarkerSet([n for m in sets for n in m.names], *cat, a.units, a.rate_hz,
+                         a.first_frame, a.step)  # fmt: skip
+
     @property
     def times_s(self) -> np.ndarray:
         """``(T,)`` seconds since the video's first frame."""

@@ -63,29 +63,69 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, out_dir: str | Path | Non
     written: list[Path] = []
     for fmt in (f for f in FORMATS if f in cfg.formats):
         written += _write_format(fmt, run, out, markers, hands.hands, cfg)
+    people = RunFolder(run).path("hands3d_people")
+    if people.is_file():
+        written += _write_people(people, out, rate, start, step, cfg)
     return written
+
+
+def _write_people(path: Path, out: Path, rate: float, start: int, step: int,
+                  cfg: ExportConfig) -> list[Path]:  # fmt: skip
+    """Every person of ``hands3d_people.npz`` in one file per format, markers ``P<id>_L_wrist``
+    (the 2D score is not kept per person: NaN in the tables' score column)."""
+    from mvhand.core.data import Hands3D
+    from mvhand.io.people import load_people
+
+    res = load_people(path).result
+    sets, who = [], []
+    for p, pid in enumerate(res.person_ids):
+        h = Hands3D(res.hands3d[:, p], res.hands_reprojection_error_px[:, p],
+                    res.hands_n_views[:, p], np.full(res.hands_n_views[:, p].shape, np.nan),
+                    res.units)  # fmt: skip
+        sets.append(marker_set(h, rate, cfg.units, cfg.up, f"P{pid}", start, step))
+        who += [f"P{pid}", f"P{pid}"]
+    if not sets:
+        return []
+    markers = MarkerSet.concatenate(sets)
+    hands = ("left", "right") * len(sets)
+    written = [_write_markers(f, out / _PEOPLE_FILES[f], markers, tuple(who), hands, cfg.up)
+               for f in FORMATS if f in cfg.formats and f in _PEOPLE_FILES]  # fmt: skip
+    return written
+
+
+#: The file of each format: the run's person, and everybody (a several-people run).
+_FILES = {"trc": "hands.trc", "c3d": "hands.c3d", "anipose": "hands_anipose.csv",
+          "csv": "hands_long.csv"}  # fmt: skip
+_PEOPLE_FILES = {"trc": "people.trc", "c3d": "people.c3d", "anipose": "people_anipose.csv",
+                 "csv": "people_long.csv"}  # fmt: skip
 
 
 def _write_format(fmt: str, run: Path, out: Path, markers: MarkerSet, hands: tuple[str, ...],
                   cfg: ExportConfig) -> list[Path]:  # fmt: skip
+    if fmt == "bvh":
+        return write_bvh_files(run, out, markers.rate_hz, cfg)
+    return [_write_markers(fmt, out / _FILES[fmt], markers, cfg.person, hands, cfg.up)]
+
+
+def _write_markers(fmt: str, target: Path, markers: MarkerSet, person: str | tuple[str, ...],
+                   hands: tuple[str, ...], up: str) -> Path:  # fmt: skip
+    """One marker file of format ``fmt`` (not bvh)."""
     if fmt == "trc":
         from mvhand.export.trc import write_trc
 
-        return [write_trc(out / "hands.trc", markers)]
+        return write_trc(target, markers)
     if fmt == "c3d":
         from mvhand.export.c3d import write_c3d
 
-        return [write_c3d(out / "hands.c3d", markers)]
+        return write_c3d(target, markers)
     if fmt == "anipose":
         from mvhand.export.markers import UP_ROTATION
         from mvhand.export.tables import write_anipose_csv
 
-        return [write_anipose_csv(out / "hands_anipose.csv", markers, UP_ROTATION[cfg.up])]
-    if fmt == "csv":
-        from mvhand.export.tables import write_long_csv
+        return write_anipose_csv(target, markers, UP_ROTATION[up])
+    from mvhand.export.tables import write_long_csv
 
-        return [write_long_csv(out / "hands_long.csv", markers, cfg.person, hands)]
-    return write_bvh_files(run, out, markers.rate_hz, cfg)
+    return write_long_csv(target, markers, person, hands)
 
 
 def write_bvh_files(run: Path, out: Path, rate_hz: float, cfg: ExportConfig) -> list[Path]:

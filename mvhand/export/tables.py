@@ -48,8 +48,9 @@ def anipose_csv(markers: MarkerSet, rotation: np.ndarray | None = None) -> str:
     return buf.getvalue().replace("nan", "")
 
 
-def long_csv(markers: MarkerSet, person: str, hands: tuple[str, ...]) -> str:
-    """The tidy long table's text (hand-major markers of ``hands``, 21 joints each)."""
+def long_csv(markers: MarkerSet, person: str | tuple[str, ...], hands: tuple[str, ...]) -> str:
+    """The tidy long table's text (hand-major markers of ``hands``, 21 joints each);
+    ``person`` is one id for all, or one per hand."""
     from mvhand.core.skeleton import JOINT_NAMES
 
     u = markers.units
@@ -59,11 +60,12 @@ def long_csv(markers: MarkerSet, person: str, hands: tuple[str, ...]) -> str:
                 f"z_{u}", "error_px", "n_views", "score"])  # fmt: skip
     times = markers.times_s
     frames = markers.first_frame + markers.step * np.arange(markers.n_frames)
-    labels = [(h, j) for h in hands for j in JOINT_NAMES]
+    who = (person,) * len(hands) if isinstance(person, str) else tuple(person)
+    labels = [(p, h, j) for p, h in zip(who, hands, strict=True) for j in JOINT_NAMES]
     for t in range(markers.n_frames):
-        for m, (hand, joint) in enumerate(labels):
+        for m, (pid, hand, joint) in enumerate(labels):
             x, y, z = markers.points[t, m]
-            w.writerow([int(frames[t]), f"{times[t]:.6f}", person, hand, joint,
+            w.writerow([int(frames[t]), f"{times[t]:.6f}", pid, hand, joint,
                         markers.names[m], _fmt(x), _fmt(y), _fmt(z),
                         _fmt(markers.error_px[t, m]), int(markers.n_views[t, m]),
                         _fmt(markers.score[t, m])])  # fmt: skip
@@ -76,7 +78,7 @@ def write_anipose_csv(path: str | Path, markers: MarkerSet,
     return Path(path)
 
 
-def write_long_csv(path: str | Path, markers: MarkerSet, person: str,
+def write_long_csv(path: str | Path, markers: MarkerSet, person: str | tuple[str, ...],
                    hands: tuple[str, ...]) -> Path:  # fmt: skip
     write_text_atomic(path, long_csv(markers, person, hands))
     return Path(path)
