@@ -98,9 +98,12 @@ class HandBox:
         row, slot: the detection row and its hand slot.
         person: the person id, -1 if not associated.
         side: 0 left, 1 right, -1 unknown.
-        label: the text drawn above the box.
+        label: the text drawn by the box.
         box: ``(4,)`` x0, y0, x1, y1 pixels.
         rgb: the box's 8-bit colour.
+        label_box: ``(4,)`` where the label went (above the box, else below it, else
+            stacked higher up: labels of crowded hands do not cover each other where there
+            is room); None until placed.
     """
 
     row: int
@@ -110,6 +113,7 @@ class HandBox:
     label: str
     box: np.ndarray
     rgb: tuple[int, int, int]
+    label_box: np.ndarray | None = None
 
 
 def rows_by_camera_frame(det: Detections2D) -> dict[tuple[int, int], np.ndarray]:
@@ -178,7 +182,7 @@ def draw_people_frame(image_rgb: np.ndarray, frame: CameraFrame,
         box = _draw_hand(image_rgb, frame, i, k, min_score, r, lw)
         if box is not None:
             boxes.append(box)
-    return boxes
+    return _draw_labels(image_rgb, boxes)
 
 
 def _draw_hand(image, frame: CameraFrame, i: int, k: int, min_score: float, r: int,
@@ -201,10 +205,39 @@ def _draw_hand(image, frame: CameraFrame, i: int, k: int, min_score: float, r: i
             cv2.circle(image, _pt(p), r, kp_rgb, -1, cv2.LINE_AA)
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     cv2.rectangle(image, (x0, y0), (x1, y1), box_rgb, lw + 1, cv2.LINE_8)  # exact colour
-    label = hand_label(pid, side)
-    _text(image, label, (x0, max(12, y0 - 5)), box_rgb)
-    return HandBox(int(frame.rows[i]), k, pid, side if pid >= 0 else -1, label,
+    return HandBox(int(frame.rows[i]), k, pid, side if pid >= 0 else -1, hand_label(pid, side),
                    np.array([x0, y0, x1, y1], float), box_rgb)  # fmt: skip
+
+
+def _draw_labels(image, boxes: list[HandBox]) -> list[HandBox]:
+    """Each box's label at the first free place (above, below, then stacked above); the
+    associated hands choose first. Drawn after every hand, so that no hand covers a label."""
+    from dataclasses import replace
+
+    import cv2
+
+    scale, thick = _text_size(image)
+    h, w = image.shape[:2]
+    taken: list[np.ndarray] = []
+    placed = {}
+    for n in sorted(range(len(boxes)), key=lambda n: boxes[n].person < 0):
+        b = boxes[n]
+        (tw, th), base = cv2.getTextSize(b.label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick + 2)
+        x0, y0, _, y1 = b.box
+        step = th + base + 2
+        tops = [y0 - 4 - step, y1 + 4] + [y0 - 4 - step * (m + 2) for m in range(3)]
+        rects = [np.array([x0, t, x0 + tw, t + step]) for t in tops]
+        free = [q for q in rects if q[1] >= 0 and q[3] <= h and q[0] < w
+                and not any(_overlap(q, o) for o in taken)]  # fmt: skip
+        rect = free[0] if free else rects[0]
+        taken.append(rect)
+        placed[n] = replace(b, label_box=rect)
+        _text(image, b.label, (int(rect[0]), int(rect[3] - base - 1)), b.rgb)
+    return [placed[n] for n in range(len(boxes))]
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
 
 
 def _draw_arms(image, body_px: np.ndarray, rgb, width: int, radius: int) -> None:
@@ -231,12 +264,16 @@ def _draw_rings(image, pts: np.ndarray, rgb, radius: int) -> None:
             cv2.circle(image, _pt(p), radius, rgb, 1, cv2.LINE_AA)
 
 
+def _text_size(image) -> tuple[float, int]:
+    """Font scale and stroke of the labels (readable in the grid video too)."""
+    return max(0.45, image.shape[0] / 1300), max(1, int(round(image.shape[0] / 700)))
+
+
 def _text(image, text: str, org: tuple[int, int], rgb) -> None:
     """Text with a dark outline (readable on any video)."""
     import cv2
 
-    scale = max(0.45, image.shape[0] / 1300)  # readable in the grid video too
-    thick = max(1, int(round(image.shape[0] / 700)))
+    scale, thick = _text_size(image)
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2,
                 cv2.LINE_AA)  # fmt: skip
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, rgb, thick, cv2.LINE_AA)
