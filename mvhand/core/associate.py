@@ -63,6 +63,8 @@ _KNUCKLE_M = 0.09
 #: Length of a hand (m), the unit of hand gates.
 HAND_LENGTH_M = 0.18
 _BIG = 1e6
+#: Frames followed with one prediction before the exact check (:func:`_follow_chunk`).
+_CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -486,17 +488,158 @@ def _arm_anchors(body: np.ndarray, knuckle: float) -> np.ndarray:
     return np.stack([wrist, wrist + knuckle * fore], axis=2)
 
 
+def assign_groups(cost: np.ndarray, group: np.ndarray, gate: float) -> np.ndarray:
+    """One-to-one assignment of rows to columns within each group of rows (one camera in one
+    frame), minimizing the total cost of the pairs under ``gate``: ``(R,)`` column, -1 none.
+
+    Where the rows of a group all have different cheapest columns, taking them is optimal (it
+    reaches the lower bound, the sum of the row minima); only the groups where two rows want
+    the same column go through the Hungarian method. That is most groups in practice, and it
+    makes the assignment of many frames one vectorized pass.
+    """
+    R = len(cost)
+    out = np.full(R, -1, dtype=np.int64)
+    if R == 0 or cost.shape[1] == 0:
+        return out
+    c = np.where(cost <= gate, cost, np.inf)
+    best = np.argmin(c, axis=1)
+    ok = np.isfinite(c[np.arange(R), best])
+    out[ok] = best[ok]
+    key = group[ok].astype(np.int64) * cost.shape[1] + best[ok]
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    clash = np.unique(group[ok][cnt[inv] > 1])
+    if len(clash) == 0:
+        return out
+    order = np.argsort(group, kind="stable")
+    lo = np.searchsorted(group[order], clash, side="left")
+    hi = np.searchsorted(group[order], clash, side="right")
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+        ri = order[a:b]
+        sub = cost[ri]
+        r, s = linear_sum_assignment(np.where(sub <= gate, sub, _BIG))
+        good = sub[r, s] <= gate
+        out[ri] = -1
+        out[ri[r[good]]] = s[good]
+    return out
+
+
+def _hand_candidates(st: _HandState) -> np.ndarray:
+    """``(M, 2)`` (row, slot) of the 2D hands worth assigning, by frame, camera, row, slot."""
+    valid = (st.w > 0).sum(-1) >= 3
+    valid &= (st.w[:, :, _HAND_ANCHOR] > 0).any(-1)
+    n, k = np.nonzero(valid)
+    order = np.lexsort((k, n, st.cams[n], st.frames[n]))
+    return np.stack([n[order], k[order]], 1)
+
+
+#: Rows per block of the vectorized passes over all frames: small enough for the CPU cache
+#: (one block of 16 frames or 4096 hands ran 2x faster than one pass over everything).
+_BLOCK_ROWS = 4096
+_BLOCK_FRAMES = 16
+
+
 def _anchor_costs(st: _HandState, cand: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """Cost ``(n_cand, A)`` of 2D hands (rows, slots) against 3D anchor pairs ``(A, 2, 3)``."""
-    n, k = cand[:, 0], cand[:, 1]
-    proj, z = project_normalized(st.E, anchors)  # (C, A, 2, 2), (C, A, 2)
-    size = st.hand_len / np.where(z > 0, z, np.nan)
-    obs = st.xy[n, k][:, _HAND_ANCHOR]  # (n_cand, 2, 2)
-    ok = st.w[n, k][:, _HAND_ANCHOR] > 0
-    e = np.linalg.norm(proj[st.cams[n]] - obs[:, None], axis=-1) / size[st.cams[n]]
-    e = np.where(ok[:, None] & np.isfinite(e), e, np.nan)
+    """Cost ``(M, S)`` of 2D hands ``cand (M, 2)`` against the 3D anchor pairs (wrist,
+    knuckle) of their frame ``anchors (T, S, 2, 3)``: mean distance of the valid anchor
+    joints in hand lengths at the anchor's depth; inf where not comparable."""
+    proj, z = project_normalized(st.E, anchors)  # (C, T, S, 2, 2), (C, T, S, 2)
+    out = np.empty((len(cand), anchors.shape[1]))
+    for a in range(0, len(cand), _BLOCK_ROWS):
+        n, k = cand[a:a + _BLOCK_ROWS, 0], cand[a:a + _BLOCK_ROWS, 1]
+        c, f = st.cams[n], st.frames[n]
+        obs = st.xy[n, k][:, _HAND_ANCHOR]  # (m, 2, 2)
+        ok = st.w[n, k][:, _HAND_ANCHOR] > 0
+        e = np.linalg.norm(proj[c, f] - obs[:, None], axis=-1) * (z[c, f] / st.hand_len)
+        valid = ok[:, None] & np.isfinite(e)
+        cnt = valid.sum(-1)
+        out[a:a + _BLOCK_ROWS] = np.where(cnt > 0, np.where(valid, e, 0.0).sum(-1)
+                                          / np.maximum(cnt, 1), np.inf)  # fmt: skip
+    return out
+
+
+def _normal_blocks(E: np.ndarray) -> np.ndarray:
+    """Per camera ``(C, 4, 9)``: a view ``(x, y)`` with weight ``w`` adds ``[w (x^2 + y^2), w x,
+    w y, w] @ G[c]`` to the upper triangle and right-hand side of its point's normal equations
+    (the rows ``x P3 - P1`` and ``y P3 - P2`` of the DLT, expanded)."""
+    P1, P2, P3 = E[:, 0], E[:, 1], E[:, 2]
+    pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2), (0, 3), (1, 3), (2, 3))
+    i, k = np.array(pairs).T
+
+    def sym(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a[:, i] * b[:, k] + b[:, i] * a[:, k]
+
+    return np.stack([P3[:, i] * P3[:, k], -sym(P3, P1), -sym(P3, P2),
+                     P1[:, i] * P1[:, k] + P2[:, i] * P2[:, k]], axis=1)  # fmt: skip
+
+
+def _solve_normal3(acc: np.ndarray) -> np.ndarray:
+    """Solve the symmetric 3x3 systems ``M X = -v`` given as ``acc (..., 9)`` (upper triangle
+    ``M00 M01 M02 M11 M12 M22``, then ``v``; :func:`_normal_blocks`) in closed form
+    (adjugate): ``(..., 3)``, NaN where singular.
+
+    numpy's batched ``solve`` and ``det`` cost about a microsecond per 3x3 system; for the
+    100k systems of all frames' hands that was the largest single cost."""
+    a, b, c, d, e, f, v0, v1, v2 = np.moveaxis(acc, -1, 0)
+    c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d
+    c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
+    det = a * c00 + b * c01 + c * c02
+    scale = np.max(np.abs(acc[..., :6]), axis=-1)
+    ok = np.abs(det) > 1e-12 * scale**3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = np.where(ok, -1.0 / np.where(ok, det, 1.0), np.nan)
+    return np.stack([(c00 * v0 + c01 * v1 + c02 * v2) * inv, (c01 * v0 + c11 * v1 + c12 * v2) * inv,
+                     (c02 * v0 + c12 * v1 + c22 * v2) * inv], axis=-1)  # fmt: skip
+
+
+def _triangulate_members(E: np.ndarray, cams: np.ndarray, xy: np.ndarray, w: np.ndarray,
+                         slot: np.ndarray, n_slots: int) -> np.ndarray:  # fmt: skip
+    """:func:`linear_triangulation` of views given as members: row ``m`` is ``xy (M, J, 2)``
+    with weights ``w (M, J)`` in camera ``cams[m]`` of slot ``slot[m]``: ``(n_slots, J, 3)``.
+
+    The normal equations are summed per slot over its members (no dense camera x slot
+    array), so the cost follows the number of views, not cameras times slots.
+    """
+    X = np.full((n_slots, xy.shape[1], 3), np.nan)
+    if len(slot) == 0:
+        return X
+    order = np.argsort(slot, kind="stable")
+    s = slot[order]
+    c = cams[order]
+    x = xy[order]
+    ww = np.where(np.isfinite(x).all(-1), w[order], 0.0)
+    x = np.nan_to_num(x)
+    coef = np.stack([ww * (x[..., 0] ** 2 + x[..., 1] ** 2), ww * x[..., 0], ww * x[..., 1], ww],
+                    axis=-1)  # (M, J, 4)  # fmt: skip
+    G = _normal_blocks(E)
+    terms = np.empty(coef.shape[:2] + (9,))
+    for cam in np.unique(c):  # one matrix product per camera
+        m = c == cam
+        terms[m] = coef[m] @ G[cam]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    acc = np.add.reduceat(terms, starts, axis=0)  # (S', J, 9)
+    views = np.add.reduceat((ww > 0).astype(np.int64), starts, axis=0)
+    Xs = _solve_normal3(acc)
+    Xs[views < 2] = np.nan
+    X[s[starts]] = Xs
+    return X
+
+
+def _member_errors(st: _HandState, mem: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Median reprojection error (hand lengths) of each member ``(row, slot, index)`` against
+    its slot's 3D ``X``: ``(M,)``, inf where not comparable."""
+    n, k, s = mem[:, 0], mem[:, 1], mem[:, 2]
+    c = st.cams[n]
+    pc = np.empty((len(mem), X.shape[1], 3))
+    for cam in np.unique(c):  # one matrix product per camera
+        m = c == cam
+        pc[m] = X[s[m]] @ st.E[cam, :, :3].T + st.E[cam, :, 3]
+    z = pc[..., 2]
+    proj = pc[..., :2] / np.where(z > 0, z, np.nan)[..., None]
+    e = np.linalg.norm(proj - st.xy[n, k], axis=-1) * z / st.hand_len
+    e = np.where((st.w[n, k] > 0) & np.isfinite(e), e, np.inf)
     cnt = np.isfinite(e).sum(-1)
-    return np.where(cnt > 0, np.nansum(e, -1) / np.maximum(cnt, 1), np.inf)
+    med = np.sort(e, axis=-1)[np.arange(len(mem)), np.maximum((cnt - 1) // 2, 0)]
+    return np.where(cnt > 0, med, np.inf)
 
 
 def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
@@ -504,25 +647,24 @@ def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
     """Drop, worst first, views of each slot that disagree with the slot's 3D.
 
     Args:
-        mem: ``(M, 3)`` members as (row, hand slot, slot index).
+        mem: ``(M, 3)`` members as (row, hand slot, slot index), slots of any frames.
 
     Returns:
-        The kept members and the slots' 3D ``(S, 21, 3)`` (NaN with fewer than two views).
+        The kept members and the slots' 3D ``(n_slots, 21, 3)`` (NaN with fewer than two
+        views). A slot that lost no view keeps its 3D; only the others are solved again.
     """
-    C = len(st.E)
     X = np.full((n_slots, N_JOINTS, 3), np.nan)
-    for _ in range(C):
-        n, k, s = mem[:, 0], mem[:, 1], mem[:, 2]
-        XY, W = np.zeros((C, n_slots, N_JOINTS, 2)), np.zeros((C, n_slots, N_JOINTS))
-        XY[st.cams[n], s], W[st.cams[n], s] = np.nan_to_num(st.xy[n, k]), st.w[n, k]
-        X = linear_triangulation(st.E, XY, W)
-        proj, z = project_normalized(st.E, X)
-        c = st.cams[n]
-        e = np.linalg.norm(proj[c, s] - st.xy[n, k], axis=-1) * z[c, s] / st.hand_len
-        e = np.where((st.w[n, k] > 0) & np.isfinite(e), e, np.nan)
-        cnt = np.isfinite(e).sum(-1)
-        err = np.where(cnt > 0, np.sort(np.nan_to_num(e, nan=np.inf), -1)[
-            np.arange(len(mem)), np.maximum((cnt - 1) // 2, 0)], np.inf)  # fmt: skip
+    keep = np.ones(len(mem), dtype=bool)
+    active = np.ones(n_slots, dtype=bool)
+    for _ in range(len(st.E)):
+        idx = np.flatnonzero(keep & active[mem[:, 2]])
+        if len(idx) == 0:
+            break
+        sub = mem[idx]
+        n, k, s = sub[:, 0], sub[:, 1], sub[:, 2]
+        Xa = _triangulate_members(st.E, st.cams[n], st.xy[n, k], st.w[n, k], s, n_slots)
+        X[active] = Xa[active]
+        err = _member_errors(st, sub, X)
         views = np.bincount(s, minlength=n_slots)
         err = np.where(views[s] >= 2, err, 0.0)
         order = np.lexsort((-err, s))  # per slot, worst first
@@ -532,101 +674,176 @@ def _verify_slots(st: _HandState, mem: np.ndarray, n_slots: int, gate: float
         # far-off views of a slot whose other views agree leave at once
         agree = np.bincount(s[err <= gate], minlength=n_slots)
         worst = np.union1d(worst, np.flatnonzero((err > 3 * gate) & (agree[s] >= 2)))
-        if len(worst) == 0:
-            break
-        mem = np.delete(mem, worst, axis=0)
-    views = np.bincount(mem[:, 2], minlength=n_slots)
-    X[views < 2] = np.nan
+        keep[idx[worst]] = False
+        active[:] = False
+        active[s[worst]] = True
+    if active.any():  # the slots that lost views in the last round
+        sub = mem[keep & active[mem[:, 2]]]
+        Xa = _triangulate_members(st.E, st.cams[sub[:, 0]], st.xy[sub[:, 0], sub[:, 1]],
+                                  st.w[sub[:, 0], sub[:, 1]], sub[:, 2], n_slots)  # fmt: skip
+        X[active] = Xa[active]
+    mem = mem[keep]
+    X[np.bincount(mem[:, 2], minlength=n_slots) < 2] = np.nan
     return mem, X
 
 
-def _drop_duplicates(st: _HandState, mem: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Assignments ``mem (M, 3)`` without duplicates: two detections of one physical hand in
-    one camera (two people's rows holding the same hand) keep only the one nearer its arm."""
-    if len(mem) < 2:
-        return mem
-    n, k = mem[:, 0], mem[:, 1]
-    a, b = np.triu_indices(len(mem), 1)
-    same = st.cams[n[a]] == st.cams[n[b]]
-    a, b = a[same], b[same]
+def _within_group_pairs(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs ``(a, b)`` of indices with the same ``group`` value."""
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    end = np.searchsorted(g, g, side="right")
+    cnt = end - np.arange(len(g)) - 1
+    a = np.repeat(np.arange(len(g)), cnt)
+    b = a + 1 + np.arange(len(a)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return order[a], order[b]
+
+
+def _duplicate_pairs(st: _HandState, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(a, b)`` of candidates (indices into ``cand``) that are one physical hand: two
+    detections in one camera and frame (two people's rows holding the same hand) whose joints
+    lie within 15 % of the smaller hand's size of each other (at least 5 joints in common)."""
+    n, k = cand[:, 0], cand[:, 1]
+    a, b = _within_group_pairs(st.frames[n] * len(st.E) + st.cams[n])
     xy, ok = st.xy[n, k], st.w[n, k] > 0  # (M, 21, 2), (M, 21)
     size = detection_size(xy, ok.astype(float))
     lim = 0.15 * np.fmin(size[a], size[b])
-    near = np.nanmin(np.linalg.norm(xy[a][:, _HAND_ANCHOR] - xy[b][:, _HAND_ANCHOR], axis=-1),
-                     axis=1) < 3 * lim  # fmt: skip
+    anchors = xy[:, _HAND_ANCHOR]
+    with np.errstate(invalid="ignore"):
+        anchor = np.linalg.norm(anchors[a] - anchors[b], axis=-1)
+        near = np.fmin(anchor[:, 0], anchor[:, 1]) < 3 * lim
     a, b, lim = a[near], b[near], lim[near]
-    if len(a) == 0:
-        return mem
     d = np.linalg.norm(xy[a] - xy[b], axis=-1)
     both = ok[a] & ok[b]
     mean = np.where(both, d, 0.0).sum(-1) / np.maximum(both.sum(-1), 1)
     hit = (both.sum(-1) >= 5) & (mean < lim)
-    dup = np.zeros((len(mem), len(mem)), dtype=bool)
-    dup[a[hit], b[hit]] = dup[b[hit], a[hit]] = True
-    keep = np.ones(len(mem), dtype=bool)
-    for i in np.argsort(cost, kind="stable"):
-        if keep[i] and dup[i].any():
-            keep[dup[i]] = False
-    return mem[keep]
+    return a[hit], b[hit]
 
 
-def _assign_frame(st: _HandState, rows: np.ndarray, anchors: np.ndarray, slot_of: np.ndarray,
-                  cfg: AssociationConfig) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Assign one frame's 2D hands to (track, side) slots ``slot_of (A,)`` (2 * track + side);
-    returns the slots and their verified 3D ``(S, 21, 3)``."""
-    slots = np.unique(slot_of)
-    if len(rows) == 0 or len(slots) == 0:
-        return slots, np.full((len(slots), N_JOINTS, 3), np.nan)
-    valid = (st.w[rows] > 0).sum(-1) >= 3
-    valid &= (st.w[rows][:, :, _HAND_ANCHOR] > 0).any(-1)
-    rr, kk = np.nonzero(valid)
-    cand = np.stack([rows[rr], kk], 1)
-    if len(cand) == 0:
-        return slots, np.full((len(slots), N_JOINTS, 3), np.nan)
-    per_anchor = _anchor_costs(st, cand, anchors)
-    sidx = np.searchsorted(slots, slot_of)
-    cost = np.full((len(cand), len(slots)), np.inf)
-    np.minimum.at(cost.T, sidx, per_anchor.T)
-    own = st.det_track[cand[:, 0]][:, None] == slots[None] // 2
-    cost = cost * np.where(own, 0.85, 1.0) * np.where(cand[:, 1:2] == slots[None] % 2, 0.95, 1.0)
-    members = []
-    for c in np.unique(st.cams[cand[:, 0]]):
-        ci = np.flatnonzero(st.cams[cand[:, 0]] == c)
-        sub = cost[ci]
-        r, s = linear_sum_assignment(np.where(sub <= cfg.hand_gate, sub, _BIG))
-        ok = sub[r, s] <= cfg.hand_gate
-        members.append(np.c_[cand[ci[r[ok]]], s[ok], sub[r[ok], s[ok]]])
-    mem = np.concatenate(members)
-    mem = _drop_duplicates(st, mem[:, :3].astype(np.int64), mem[:, 3])
-    mem, X = _verify_slots(st, mem, len(slots), cfg.hand_reprojection_gate)
-    st.hand_track[mem[:, 0], mem[:, 1]] = slots[mem[:, 2]] // 2
-    st.hand_side[mem[:, 0], mem[:, 1]] = slots[mem[:, 2]] % 2
-    return slots, X
+def _drop_duplicates(members: np.ndarray, cost: np.ndarray, dup: tuple[np.ndarray, np.ndarray]
+                     ) -> np.ndarray:  # fmt: skip
+    """The assigned candidates ``members`` (sorted indices) without duplicates: of two
+    detections of one physical hand (``dup``, :func:`_duplicate_pairs`) only the one nearer its
+    arm (lower ``cost``, per candidate) stays; greedy in order of cost."""
+    a, b = dup
+    both = np.isin(a, members) & np.isin(b, members)
+    if not both.any():
+        return members
+    partners: dict[int, list[int]] = {}
+    for i, j in zip(a[both].tolist(), b[both].tolist(), strict=True):
+        partners.setdefault(i, []).append(j)
+        partners.setdefault(j, []).append(i)
+    drop: set[int] = set()
+    involved = np.array(sorted(partners), dtype=np.int64)
+    for i in involved[np.argsort(cost[involved], kind="stable")].tolist():
+        if i not in drop:
+            drop.update(partners[i])
+    return members[~np.isin(members, list(drop))]
+
+
+def _predicted_hands(hand3d: np.ndarray) -> np.ndarray:
+    """Each frame's hand anchors where the two frames before say they go (constant velocity),
+    else where the last or the one before was: ``(T, ...)`` like ``hand3d``."""
+    prev = np.full_like(hand3d, np.nan)
+    prev[2:] = 2 * hand3d[1:-1] - hand3d[:-2]
+    prev[1:] = np.where(np.isfinite(prev[1:]), prev[1:], hand3d[:-1])
+    prev[2:] = np.where(np.isfinite(prev[2:]), prev[2:], hand3d[:-2])
+    return prev
+
+
+def _settle_frames(st: _HandState, cand: np.ndarray, slot: np.ndarray, frames: np.ndarray,
+                   hand3d: np.ndarray, cfg: AssociationConfig) -> np.ndarray:  # fmt: skip
+    """The hands assigned in ``frames`` (``slot`` per candidate, -1 none) verified in 3D and
+    written to ``st`` and ``hand3d``; returns the frames whose hands' 3D changed."""
+    K = hand3d.shape[1]
+    S = 2 * K
+    cf = st.frames[cand[:, 0]]
+    in_f = np.isin(cf, frames)
+    st.hand_track[cand[in_f, 0], cand[in_f, 1]] = -1
+    st.hand_side[cand[in_f, 0], cand[in_f, 1]] = -1
+    m = np.flatnonzero(in_f & (slot >= 0))  # by frame
+    pos = np.searchsorted(frames, cf[m])
+    bounds = np.searchsorted(pos, np.arange(0, len(frames) + _BLOCK_FRAMES, _BLOCK_FRAMES))
+    new = np.full((len(frames) * S, 2, 3), np.nan)
+    for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):  # blocks of frames
+        p0 = j * _BLOCK_FRAMES
+        mem = np.c_[cand[m[a:b]], (pos[a:b] - p0) * S + slot[m[a:b]]]
+        mem, X = _verify_slots(st, mem, _BLOCK_FRAMES * S, cfg.hand_reprojection_gate)
+        st.hand_track[mem[:, 0], mem[:, 1]] = (mem[:, 2] % S) // 2
+        st.hand_side[mem[:, 0], mem[:, 1]] = mem[:, 2] % 2
+        top = min(len(new) - p0 * S, len(X))
+        new[p0 * S:p0 * S + top] = X[:top, _HAND_ANCHOR]
+    new = new.reshape(len(frames), K, 2, 2, 3)
+    old = hand3d[frames]
+    same = (new == old) | (np.isnan(new) & np.isnan(old))
+    hand3d[frames] = new
+    return frames[~same.reshape(len(frames), -1).all(1)]
+
+
+def _guess_anchors(st: _HandState, cand: np.ndarray, slot: np.ndarray,
+                   hand3d: np.ndarray) -> None:  # fmt: skip
+    """``hand3d (T, K, 2, 2, 3)`` from the assigned views' anchor joints, unverified."""
+    T, K = hand3d.shape[:2]
+    m = np.flatnonzero(slot >= 0)
+    n, k = cand[m, 0], cand[m, 1]
+    X = _triangulate_members(st.E, st.cams[n], st.xy[n, k][:, _HAND_ANCHOR],
+                             st.w[n, k][:, _HAND_ANCHOR], st.frames[n] * 2 * K + slot[m],
+                             T * 2 * K)  # fmt: skip
+    hand3d[:] = X.reshape(hand3d.shape)
 
 
 def _assign_hands(st: _HandState, body3d: np.ndarray, cfg: AssociationConfig,
                   knuckle: float) -> np.ndarray:  # fmt: skip
-    """Frame by frame, every 2D hand to a person track's side; returns the hands' 3D wrist and
-    knuckle ``(T, K, 2, 2, 3)`` (NaN where fewer than two views agree)."""
+    """Every 2D hand to a person track's side, per camera and frame (Hungarian on the
+    reprojection of the track's 3D arm, or of that hand's 3D in the frames before); returns
+    the hands' 3D wrist and knuckle ``(T, K, 2, 2, 3)`` (NaN where fewer than two views agree).
+
+    All frames at once: the arm costs once; the costs against the hands' previous 3D, which
+    chain frame to frame, are refreshed only for frames whose two frames before changed, and
+    only frames whose assigned views changed are verified again, until nothing changes. That
+    is the result of going frame by frame (a frame depends only on the frames before it, so
+    each round settles at least one more frame; on L3-L5 it takes 5-8 rounds).
+    """
     T, K = body3d.shape[:2]
     hand3d = np.full((T, K, 2, 2, 3), np.nan)
-    order = np.argsort(st.frames, kind="stable")
-    starts = np.searchsorted(st.frames[order], np.arange(T + 1))
-    for t in range(T):
-        rows = order[starts[t]:starts[t + 1]]
-        arm = _arm_anchors(body3d[t], knuckle)  # (K, 2, 2, 3)
-        prev = np.full_like(arm, np.nan)
-        if t >= 2:  # the same hand where its last two frames say it goes: the hand continues
-            prev = 2 * hand3d[t - 1] - hand3d[t - 2]
+    cand = _hand_candidates(st)
+    if K == 0 or len(cand) == 0:
+        return hand3d
+    S = 2 * K
+    arm = _arm_anchors(body3d.reshape((T * K,) + body3d.shape[2:]), knuckle)
+    slots = np.arange(S)
+    # a hand's own body and the detector's side guess are slightly preferred
+    factor = np.where(st.det_track[cand[:, 0]][:, None] == slots // 2, 0.85, 1.0)
+    factor *= np.where(cand[:, 1:2] == slots % 2, 0.95, 1.0)
+    base = _anchor_costs(st, cand, arm.reshape(T, S, 2, 3)) * factor
+    cf = st.frames[cand[:, 0]]
+    group = cf * len(st.E) + st.cams[cand[:, 0]]
+    dup = _duplicate_pairs(st, cand)
+    kept = np.full(len(cand), -2, dtype=np.int64)  # slot after duplicates are dropped
+    dirty = np.ones(T, dtype=bool)
+    for rnd in range(T + 2):
+        sel = np.flatnonzero(dirty[cf])
+        cost = base[sel]
+        if rnd > 0:
+            prev = _predicted_hands(hand3d).reshape(T, S, 2, 3)
+            cost = np.minimum(cost, _anchor_costs(st, cand[sel], prev) * factor[sel])
+        new = assign_groups(cost, group[sel], cfg.hand_gate)
+        pair_cost = np.zeros(len(cand))
+        pair_cost[sel] = cost[np.arange(len(sel)), np.maximum(new, 0)]
+        stay = _drop_duplicates(sel[new >= 0], pair_cost, dup)
+        new = np.where(np.isin(sel, stay), new, -1)
+        changed = np.unique(cf[sel][new != kept[sel]])
+        kept[sel] = new
+        if rnd == 0:  # a first guess of the hands' 3D (anchor joints only, no verification)
+            _guess_anchors(st, cand, kept, hand3d)
+            continue
+        if rnd == 1:  # every frame is verified once
+            changed = np.unique(cf)
+        if len(changed) == 0:
+            break
+        moved = _settle_frames(st, cand, kept, changed, hand3d, cfg)
+        dirty[:] = False
         for lag in (1, 2):
-            if t - lag >= 0:
-                prev = np.where(np.isfinite(prev), prev, hand3d[t - lag])
-        versions = np.concatenate([arm.reshape(-1, 2, 3), prev.reshape(-1, 2, 3)])
-        slot_of = np.tile(np.arange(2 * K), 2)
-        ok = np.isfinite(versions).all(-1).any(-1)
-        slots, X = _assign_frame(st, rows, versions[ok], slot_of[ok], cfg)
-        for s, x in zip(slots, X, strict=True):
-            hand3d[t, s // 2, s % 2] = x[_HAND_ANCHOR]
+            dirty[moved[moved + lag < T] + lag] = True
     return hand3d
 
 
@@ -688,145 +905,242 @@ def _side_majority(st: _HandState, n_body: int) -> np.ndarray:
     return flip
 
 
-def _median_rel(E: np.ndarray, P: np.ndarray, cams: np.ndarray, xy: np.ndarray,
-                w: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Median relative reprojection error ``(R, K)`` of rows against 3D bodies ``P (K, J, 3)``."""
-    proj, _ = project_normalized(E, P)  # (C, K, J, 2)
-    e = np.linalg.norm(proj[cams] - xy[:, None], axis=-1) / size[:, None, None]
-    e = np.where((w[:, None] > 0) & np.isfinite(e), e, np.inf)
-    n = np.isfinite(e).sum(-1)
-    srt = np.sort(e, axis=-1)
+def _median_rel(proj: np.ndarray, xy: np.ndarray, w: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Median relative reprojection error ``(..., R, K)`` of rows ``xy (..., R, J, 2)`` against
+    bodies projected into each row's camera ``proj (R, K, J, 2)``."""
+    d = proj - xy[..., :, None, :, :]
+    e2 = d[..., 0] ** 2 + d[..., 1] ** 2  # squared: the same median, no square roots
+    e2 = np.where((w[..., :, None, :] > 0) & np.isfinite(e2), e2, np.inf)
+    n = np.isfinite(e2).sum(-1)
+    srt = np.sort(e2, axis=-1)
     med = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
-    return np.where(n > 0, med, np.inf)
+    return np.where(n > 0, np.sqrt(med) / size[:, None], np.inf)
 
 
 @dataclass
 class _Tracker:
-    """Live person tracks for :func:`_propagate_bodies`."""
+    """Person tracks for :func:`_propagate_bodies`: last 3D ``(n, J, 3)``, velocity ``(n, 3)``
+    (units per frame) and the last frame each was seen ``(n,)``."""
 
-    last: list = field(default_factory=list)  # (J, 3) per track
-    velocity: list = field(default_factory=list)
-    seen: list = field(default_factory=list)  # last frame
+    last: np.ndarray
+    velocity: np.ndarray
+    seen: np.ndarray
 
-    def predict(self, k: np.ndarray, t: int) -> np.ndarray:
-        return np.stack([self.last[i] + self.velocity[i] * (t - self.seen[i]) for i in k])
+    @classmethod
+    def empty(cls, n_joints: int) -> _Tracker:
+        return cls(np.zeros((0, n_joints, 3)), np.zeros((0, 3)), np.zeros(0, dtype=np.int64))
 
-    def update(self, k: int, t: int, X: np.ndarray) -> None:
-        if k == len(self.last):
-            self.last.append(X)
-            self.velocity.append(np.zeros(3))
-            self.seen.append(t)
-            return
-        gap = max(t - self.seen[k], 1)
-        step = np.nan_to_num(np.nanmean(X - self.last[k], axis=0)) / gap \
-            if np.isfinite(X - self.last[k]).any() else np.zeros(3)  # fmt: skip
-        self.velocity[k] = 0.5 * self.velocity[k] + 0.5 * step
-        self.last[k] = np.where(np.isfinite(X), X, self.last[k] + self.velocity[k] * gap)
+    def copy(self) -> _Tracker:
+        return _Tracker(self.last.copy(), self.velocity.copy(), self.seen.copy())
+
+    def predict(self, k: np.ndarray, t: int | np.ndarray) -> np.ndarray:
+        """Constant-velocity 3D of tracks ``k`` at frame(s) ``t``: ``(..., len(k), J, 3)``."""
+        dt = np.asarray(t)[..., None] - self.seen[k]
+        return self.last[k] + self.velocity[k][:, None] * dt[..., None, None]
+
+    def update(self, k: np.ndarray, t: int, X: np.ndarray) -> None:
+        """Tracks ``k`` seen at frame ``t`` with 3D ``X (len(k), J, 3)`` (NaN: unseen joint)."""
+        gap = np.maximum(t - self.seen[k], 1)
+        d = X - self.last[k]
+        fin = np.isfinite(d)
+        step = np.where(fin, d, 0.0).sum(1) / np.maximum(fin.sum(1), 1) / gap[:, None]
+        v = 0.5 * self.velocity[k] + 0.5 * step
+        self.velocity[k] = v
+        self.last[k] = np.where(np.isfinite(X), X, self.last[k] + v[:, None] * gap[:, None, None])
         self.seen[k] = t
 
+    def add(self, t: int, X: np.ndarray) -> int:
+        self.last = np.concatenate([self.last, X[None]])
+        self.velocity = np.concatenate([self.velocity, np.zeros((1, 3))])
+        self.seen = np.append(self.seen, t)
+        return len(self.seen) - 1
 
-def _follow(E, cams, xy, w, xy_m, w_m, size, pred, gate) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's rows to predicted people ``pred (K, J, 3)`` by reprojection, one per
-    camera and person (Hungarian): ``(R,)`` person (-1 none) and mirrored flags."""
-    plain = _median_rel(E, pred, cams, xy, w, size)
-    mirr = _median_rel(E, pred, cams, xy_m, w_m, size)
-    err = np.minimum(plain, mirr)
-    who = np.full(len(cams), -1, dtype=np.int64)
-    for c in np.unique(cams):
-        ri = np.flatnonzero(cams == c)
-        sub = err[ri]
-        r, k = linear_sum_assignment(np.where(sub <= gate, sub, _BIG))
-        ok = sub[r, k] <= gate
-        who[ri[r[ok]]] = k[ok]
+
+@dataclass(frozen=True)
+class _BodyRows:
+    """What :func:`_propagate_bodies` compares: every row's camera, frame, normalized joints
+    plain and left/right-mirrored, weights and image size."""
+
+    E: np.ndarray
+    cams: np.ndarray
+    frames: np.ndarray
+    xy: np.ndarray
+    w: np.ndarray
+    xy_m: np.ndarray
+    w_m: np.ndarray
+    size: np.ndarray
+
+
+def _follow(rows: _BodyRows, r: np.ndarray, t0: int, pred: np.ndarray, live: np.ndarray,
+            gate: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Rows ``r`` of frames ``t0..`` to the predicted people of their frame ``pred (L, n, J,
+    3)`` (``live (L, n)``: may be followed) by reprojection, one per camera, frame and person
+    (Hungarian): ``(len(r),)`` track (-1 none) and mirrored flags."""
+    if len(r) == 0 or pred.shape[1] == 0:
+        return np.full(len(r), -1, dtype=np.int64), np.zeros(len(r), dtype=bool)
+    proj, _ = project_normalized(rows.E, pred)  # (C, L, n, J, 2)
+    c, f = rows.cams[r], rows.frames[r] - t0
+    both = _median_rel(proj[c, f], np.stack([rows.xy[r], rows.xy_m[r]]),
+                       np.stack([rows.w[r], rows.w_m[r]]), rows.size[r])  # fmt: skip
+    plain, mirr = both[0], both[1]
+    err = np.where(live[f], np.minimum(plain, mirr), np.inf)
+    who = assign_groups(err, f * len(rows.E) + c, gate)
     flip = np.take_along_axis(mirr < plain, np.maximum(who, 0)[:, None], 1)[:, 0] & (who >= 0)
     return who, flip
 
 
 def _verify_frame(E, cams, xy, w, size, group, Q, gate) -> tuple[np.ndarray, np.ndarray]:
-    """DLT of a frame's groups, views above the gate leave, DLT again."""
+    """DLT of the groups, views above the gate leave, DLT again."""
     if Q == 0:
         return group, np.zeros((0,) + xy.shape[1:-1] + (3,))
-    X = _triangulate_groups(E, cams, group, xy, w, Q)
     m = np.flatnonzero(group >= 0)
+    X = _triangulate_members(E, cams[m], xy[m], w[m], group[m], Q)
     own = pair_errors(E, X, cams, xy, w, size, m, group[m])
     group = group.copy()
     group[m[own > gate]] = -1
     views = np.bincount(group[group >= 0], minlength=Q)
     group[(group >= 0) & (views[np.maximum(group, 0)] < 2)] = -1
-    return group, _triangulate_groups(E, cams, group, xy, w, Q)
+    m = np.flatnonzero(group >= 0)
+    return group, _triangulate_members(E, cams[m], xy[m], w[m], group[m], Q)
+
+
+def _replay(trk: _Tracker, t0: int, L: int, group: np.ndarray, X: np.ndarray,
+            max_gap: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Advance ``trk`` through frames ``t0..t0+L-1`` with the verified groups (``group`` per
+    row, ids ``frame offset * n + track``; ``X`` per id); returns what it predicted for each
+    frame before seeing it ``(L, n, J, 3)`` and which tracks were live ``(L, n)``."""
+    n = len(trk.seen)
+    pred = np.empty((L, n) + trk.last.shape[1:])
+    live = np.empty((L, n), dtype=bool)
+    ids = np.unique(group[group >= 0])
+    at = np.searchsorted(ids // max(n, 1), np.arange(L + 1))
+    for f in range(L):
+        pred[f] = trk.predict(np.arange(n), t0 + f)
+        live[f] = t0 + f - trk.seen <= max_gap
+        g = ids[at[f]:at[f + 1]]
+        if len(g):
+            trk.update(g % n, t0 + f, X[g])
+    return pred, live
+
+
+def _follow_chunk(rows: _BodyRows, trk: _Tracker, r: np.ndarray, t0: int, L: int,
+                  cfg: AssociationConfig) -> tuple[int, np.ndarray, ...]:  # fmt: skip
+    """Follow the known people through frames ``t0..t0+L-1`` (rows ``r``) with one prediction,
+    then check that each frame's prediction from the tracks as they are after the frames
+    before gives the same assignment; the frames done end before the first frame where it
+    does not (the next chunk starts there), so the result is that of following frame by frame.
+
+    Returns the frames done ``L'`` and, per row, its group (-1 none; id ``offset * n +
+    track``), the groups' verified 3D and the rows' mirrored flags. ``trk`` is not changed."""
+    n = len(trk.seen)
+    f = rows.frames[r] - t0
+    # only tracks live at t0 can be followed in the chunk (people who start or resume end
+    # it); taken as live through the chunk: where one ends inside it, the check sees it
+    alive = np.flatnonzero((t0 - trk.seen) <= cfg.max_gap_frames)
+    pred = trk.predict(alive, np.arange(t0, t0 + L))
+    who, flip = _follow(rows, r, t0, pred, np.ones((L, len(alive)), bool), cfg.propagate_gate)
+    who = np.where(who >= 0, alive[np.maximum(who, 0)] if len(alive) else -1, -1)
+    cxy = np.where(flip[:, None, None], rows.xy_m[r], rows.xy[r])
+    cw = np.where(flip[:, None], rows.w_m[r], rows.w[r])
+    group = np.where(who >= 0, f * n + who, -1)
+    group, X = _verify_frame(rows.E, rows.cams[r], cxy, cw, rows.size[r], group, L * n,
+                             cfg.body_reprojection_gate)  # fmt: skip
+    if L > 1 and len(alive):
+        pred2, live2 = _replay(trk.copy(), t0, L, group, X, cfg.max_gap_frames)
+        who2, flip2 = _follow(rows, r, t0, pred2[:, alive], live2[:, alive],
+                              cfg.propagate_gate)  # fmt: skip
+        who2 = np.where(who2 >= 0, alive[np.maximum(who2, 0)], -1)
+        bad = f[(who2 != who) | (flip2 != flip)]
+        if len(bad):
+            L = max(int(bad.min()), 1)
+    return L, group, X, flip
+
+
+def _births(rows: _BodyRows, r: np.ndarray, t0: int, L: int, group: np.ndarray,
+            cfg: AssociationConfig) -> tuple | None:  # fmt: skip
+    """The first frame of ``t0..t0+L-1`` whose rows that fit nobody (at least two) cluster
+    into new people: ``(offset, rows, their cluster, the clusters' 3D, mirrored)``, or None."""
+    f = rows.frames[r] - t0
+    rest = (group < 0) & (f < L)
+    offs, counts = np.unique(f[rest], return_counts=True)
+    for fo in offs[counts >= 2].tolist():
+        rr = r[rest & (f == fo)]
+        ng, nX, nflip = cluster_views(rows.E, np.zeros(len(rr), np.int64), rows.cams[rr],
+                                      rows.xy[rr], rows.w[rr], cfg.body_gate,
+                                      cfg.body_reprojection_gate, cfg.min_common_joints,
+                                      BODY_MIRROR, cfg.verify)  # fmt: skip
+        if (ng >= 0).any():
+            return fo, rr, ng, nX, nflip
+    return None
 
 
 def _propagate_bodies(E, det: Detections2D, xy, w, cfg: AssociationConfig, to_units: float,
                       fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Frame by frame: rows join the people they reproject onto (their predicted 3D body),
-    the rest are clustered by epipolar geometry and start or resume tracks.
+    the rest are clustered by epipolar geometry and start or resume tracks. Frames are
+    followed in chunks of up to :data:`_CHUNK` with an exact check (:func:`_follow_chunk`);
+    a chunk also ends at a frame where people start or resume.
 
     Returns ``track (N,)`` (-1 none), ``X (N, B, 3)`` the 3D of each row's person in its
     frame, ``flipped (N,)``."""
-    N = len(det)
+    N, T = len(det), det.n_frames
     rows_ok = (w > 0).sum(-1) >= cfg.min_common_joints
-    size = detection_size(xy, w)
-    xy_m, w_m = xy[:, BODY_MIRROR], w[:, BODY_MIRROR]
+    rows = _BodyRows(E, det.camera, det.frame, xy, w, xy[:, BODY_MIRROR], w[:, BODY_MIRROR],
+                     detection_size(xy, w))  # fmt: skip
     track = np.full(N, -1, dtype=np.int64)
     flipped = np.zeros(N, dtype=bool)
     X_row = np.full(xy.shape[:2] + (3,), np.nan)
-    trk = _Tracker()
     order = np.argsort(det.frame, kind="stable")
-    starts = np.searchsorted(det.frame[order], np.arange(det.n_frames + 1))
+    order = order[rows_ok[order]]
+    starts = np.searchsorted(det.frame[order], np.arange(T + 1))
+    trk = _Tracker.empty(xy.shape[1])
     base, step = cfg.track_gate_m * to_units, cfg.max_speed_mps * to_units / fps
-    for t in range(det.n_frames):
-        r = order[starts[t]:starts[t + 1]]
-        r = r[rows_ok[r]]
-        live = np.array([k for k in range(len(trk.seen)) if t - trk.seen[k] <= cfg.max_gap_frames],
-                        dtype=np.int64)  # fmt: skip
-        who = np.full(len(r), -1, dtype=np.int64)
-        flip = np.zeros(len(r), dtype=bool)
-        if len(live) and len(r):
-            who, flip = _follow(E, det.camera[r], xy[r], w[r], xy_m[r], w_m[r], size[r],
-                                trk.predict(live, t), cfg.propagate_gate)  # fmt: skip
-        cxy = np.where(flip[:, None, None], xy_m[r], xy[r])
-        cw = np.where(flip[:, None], w_m[r], w[r])
-        group, X = _verify_frame(E, det.camera[r], cxy, cw, size[r], who, len(live),
-                                 cfg.body_reprojection_gate)  # fmt: skip
-        tr = np.where(group >= 0, live[np.maximum(group, 0)] if len(live) else -1, -1)
-        for g in np.unique(group[group >= 0]):
-            trk.update(int(live[g]), t, X[g])
-        rest = np.flatnonzero(group < 0)
-        if len(rest) >= 2:
-            ng, nX, nflip = cluster_views(E, np.zeros(len(rest), np.int64), det.camera[r[rest]],
-                                          xy[r[rest]], w[r[rest]], cfg.body_gate,
-                                          cfg.body_reprojection_gate, cfg.min_common_joints,
-                                          BODY_MIRROR, cfg.verify)  # fmt: skip
-            ids = _resume_or_start(trk, t, nX, live, group, base, step)
-            tr[rest] = np.where(ng >= 0, ids[np.maximum(ng, 0)] if len(ids) else -1, -1)
-            flip[rest] = nflip
-            X = np.concatenate([X, nX])
-            group[rest] = np.where(ng >= 0, len(live) + ng, -1)
-        track[r], flipped[r] = tr, flip & (tr >= 0)
-        X_row[r[group >= 0]] = X[group[group >= 0]]
+    t = 0
+    while t < T:
+        L = min(_CHUNK, T - t)
+        r = order[starts[t]:starts[t + L]]
+        n = len(trk.seen)
+        L, group, X, flip = _follow_chunk(rows, trk, r, t, L, cfg)
+        born = _births(rows, r, t, L, group, cfg)
+        if born is not None:
+            L = born[0] + 1
+        done = det.frame[r] - t < L
+        r, group, flip = r[done], group[done], flip[done]
+        _replay(trk, t, L, group, X, cfg.max_gap_frames)
+        m = group >= 0
+        track[r[m]] = group[m] % max(n, 1)
+        flipped[r[m]] = flip[m]
+        X_row[r[m]] = X[group[m]]
+        if born is not None:
+            fo, rr, ng, nX, nflip = born
+            live = np.flatnonzero(t + fo - trk.seen[:n] <= cfg.max_gap_frames)
+            followed = np.unique(group[m & (det.frame[r] == t + fo)] % max(n, 1))
+            ids = _resume_or_start(trk, t + fo, nX, np.setdiff1d(live, followed), base, step)
+            tr = np.where(ng >= 0, ids[np.maximum(ng, 0)] if len(ids) else -1, -1)
+            track[rr], flipped[rr] = tr, nflip & (tr >= 0)
+            X_row[rr[ng >= 0]] = nX[ng[ng >= 0]]
+        t += L
     return track, X_row, flipped
 
 
-def _resume_or_start(trk: _Tracker, t: int, X: np.ndarray, live: np.ndarray,
-                     group: np.ndarray, base: float, step: float) -> np.ndarray:  # fmt: skip
-    """Track ids of new clusters ``X (Q, J, 3)``: a live track not seen in this frame when one
-    is near enough (Hungarian on the mean joint distance), else a new track."""
+def _resume_or_start(trk: _Tracker, t: int, X: np.ndarray, idle: np.ndarray, base: float,
+                     step: float) -> np.ndarray:  # fmt: skip
+    """Track ids of new clusters ``X (Q, J, 3)``: an ``idle`` track (live, not seen in this
+    frame) when one is near enough (Hungarian on the mean joint distance), else a new track."""
     from mvhand.core.tracks3d import mean_distance
 
     ids = np.full(len(X), -1, dtype=np.int64)
-    idle = np.array([k for i, k in enumerate(live) if i not in set(group[group >= 0].tolist())],
-                    dtype=np.int64)  # fmt: skip
     if len(idle) and len(X):
         cost = mean_distance(trk.predict(idle, t)[:, None], X[None])
-        gate = base + step * (t - np.array([trk.seen[k] for k in idle]))
+        gate = base + step * (t - trk.seen[idle])
         a, b = linear_sum_assignment(np.where(cost <= gate[:, None], cost, _BIG))
         ok = cost[a, b] <= gate[a]
         ids[b[ok]] = idle[a[ok]]
     for q in range(len(X)):
         if ids[q] < 0 and np.isfinite(X[q]).any():
-            ids[q] = len(trk.seen)
-        if ids[q] >= 0:
-            trk.update(int(ids[q]), t, X[q])
+            ids[q] = trk.add(t, X[q])
+        elif ids[q] >= 0:
+            trk.update(ids[q:q + 1], t, X[q][None])
     return ids
 
 
