@@ -292,3 +292,45 @@ def test_exports_hold_every_person(two, tmp_path):
     assert {r["person"] for r in rows} == {f"P{i}" for i in ids}
     assert all(r["marker"].startswith(r["person"] + "_") for r in rows[:200])
     assert (out / "export" / "hands.trc").is_file()  # the chosen person, as before
+
+
+def test_hands_only_views_make_one_person_with_both_hands(tmp_path):
+    """No body in any view: the association makes a hand-only person per hand; the run pairs
+    the left-only and right-only person fed by the same palm tracks into one person, whose
+    two hands match the truth."""
+    from test_run_pipeline import FakeBody, FakePerson
+
+    scene = Scene()
+    scene.no_person = {0, 1, 2}
+    scene.write(tmp_path / "videos")
+    save_calibration(tmp_path / "cams.toml", scene.rig)
+    backend = Backend(FakePerson(scene), FakeBody(scene), SidedHand(scene), "fake",
+                      TruePalm(scene))  # fmt: skip
+    cfg = load_pipeline(None, [*PEOPLE, "palm.tile_px=0"])
+    res = run_pipeline(tmp_path / "cams.toml", tmp_path / "videos", tmp_path / "out", cfg,
+                       backend_factory=lambda c: backend)  # fmt: skip
+    pf = load_people(tmp_path / "out" / "hands3d_people.npz")
+    assert pf.result.n_people == 1 and res.report["people"]["people"][0]["has_body"] is False
+    e = _mm(res.hands3d.keypoints3d, scene.hands)
+    assert np.isfinite(e).mean() > 0.95 and np.nanmax(e) < EXACT_3D_MM
+
+
+def test_lone_hand_pairs_need_shared_rows_and_nearby_wrists():
+    from mvhand.core.people import PeopleResult, lone_hand_pairs, merge_people
+
+    T = 6
+    h = np.full((T, 3, 2, 21, 3), np.nan)
+    h[:, 0, 0] = 0.0  # person 0: a left hand at the origin
+    h[:, 1, 1] = 0.3  # person 1: a right hand 0.52 m away
+    h[:, 2, 1] = 5.0  # person 2: a right hand far away
+    # rows 0-5 held persons 0 and 1 together, rows 6-11 person 2 alone
+    hp = np.array([[0, 1]] * 6 + [[-1, 2]] * 6)
+    res = PeopleResult(h, np.ones((T, 3, 2, 21)), np.ones((T, 3, 2, 21)),
+                       np.full((T, 3, 17, 3), np.nan), np.zeros((T, 3)), np.array([4, 5, 6]),
+                       np.full(12, -1), hp, np.array([[0, 1]] * 12))  # fmt: skip
+    assert lone_hand_pairs(res) == [(0, 1)]
+    assert lone_hand_pairs(res, max_distance_m=0.4) == []
+    merged = merge_people(res, [(0, 1)])
+    assert merged.person_ids.tolist() == [4, 6]
+    np.testing.assert_array_equal(merged.hands3d[:, 0, 1], h[:, 1, 1])
+    np.testing.assert_array_equal(merged.det_hand_person, [[0, 0]] * 6 + [[-1, 1]] * 6)

@@ -219,3 +219,61 @@ class PeopleResult:
     @property
     def n_frames(self) -> int:
         return self.hands3d.shape[0]
+
+
+def lone_hand_pairs(res: PeopleResult, min_shared: float = 0.5,
+                    max_distance_m: float = 0.8) -> list[tuple[int, int]]:  # fmt: skip
+    """Hand-only people that are one person's two hands: ``[(left slot, right slot), ...]``.
+
+    The association makes a hand-only person per hand when no camera sees a body (close-range
+    views of hands only). A left-only and a right-only person are paired when the 2D rows that
+    fed them are mostly the same rows (one camera-local detection held both hands: a palm
+    track's left and right) -- at least ``min_shared`` of the rows of the one seen less -- and
+    their wrists stay within ``max_distance_m`` (median over the frames with both).
+    """
+    to_m = {"m": 1.0, "cm": 0.01, "mm": 0.001}[res.units]
+    lone = ~(res.body_n_views > 0).any(0)  # (P,)
+    has = np.isfinite(res.hands3d[:, :, :, 0]).all(-1).any(0)  # (P, 2) any frame per side
+    left = np.flatnonzero(lone & has[:, 0] & ~has[:, 1])
+    right = np.flatnonzero(lone & has[:, 1] & ~has[:, 0])
+    hp = res.det_hand_person
+    cand = []
+    for a in left:
+        for b in right:
+            shared = int(((hp == a).any(1) & (hp == b).any(1)).sum())
+            fewer = min(int((hp == a).any(1).sum()), int((hp == b).any(1).sum()))
+            wa, wb = res.hands3d[:, a, 0, 0], res.hands3d[:, b, 1, 0]
+            both = np.isfinite(wa).all(-1) & np.isfinite(wb).all(-1)
+            if not fewer or shared < min_shared * fewer or not both.any():
+                continue
+            if np.median(np.linalg.norm(wa[both] - wb[both], axis=-1)) * to_m <= max_distance_m:
+                cand.append((shared, int(a), int(b)))
+    pairs, used = [], set()
+    for _, a, b in sorted(cand, reverse=True):
+        if a not in used and b not in used:
+            pairs.append((a, b))
+            used |= {a, b}
+    return pairs
+
+
+def merge_people(res: PeopleResult, pairs: list[tuple[int, int]]) -> PeopleResult:
+    """``res`` with each pair's second slot's right hand moved into the first slot, and the
+    second slot removed (its detections now point at the first)."""
+    if not pairs:
+        return res
+    h, nv, err = (res.hands3d.copy(), res.hands_n_views.copy(),
+                  res.hands_reprojection_error_px.copy())  # fmt: skip
+    hp, dp = res.det_hand_person.copy(), res.det_person.copy()
+    for a, b in pairs:
+        h[:, a, 1], nv[:, a, 1], err[:, a, 1] = h[:, b, 1], nv[:, b, 1], err[:, b, 1]
+        hp[hp == b], dp[dp == b] = a, a
+    gone = {b for _, b in pairs}
+    keep = [p for p in range(res.n_people) if p not in gone]
+    new_slot = np.full(res.n_people + 1, -1)  # index -1 maps "not associated" to itself
+    new_slot[keep] = np.arange(len(keep))
+    report = dict(res.report)
+    if "people" in report:
+        report["people"] = [report["people"][p] for p in keep]
+    return PeopleResult(h[:, keep], nv[:, keep], err[:, keep], res.body3d[:, keep],
+                        res.body_n_views[:, keep], res.person_ids[keep], new_slot[dp],
+                        new_slot[hp], res.det_side, res.units, report)  # fmt: skip

@@ -105,13 +105,19 @@ def with_3d(res: PeopleResult, h3: Hands3D, cfg: PeopleConfig) -> PeopleResult:
 
 
 def _person_figures(res: PeopleResult, p: int) -> dict:
-    """Frames with a hand (at least 10 joints) per side and the bone-length spread."""
+    """Frames with the person (a hand of at least 10 joints, or the body), when, frames per
+    hand and the bone-length spread."""
     valid = np.isfinite(res.hands3d[:, p]).all(-1).sum(-1) >= 10  # (T, 2)
+    seen = valid.any(-1) | np.isfinite(res.body3d[:, p]).all(-1).any(-1)
+    edges = np.diff(np.r_[0, seen.astype(int), 0])
+    runs = [[int(a), int(b)] for a, b in zip(np.flatnonzero(edges == 1),
+                                             np.flatnonzero(edges == -1), strict=True)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         lengths = bone_lengths(res.hands3d[:, p])
         cv = np.nanmedian(np.nanstd(lengths, 0) / np.nanmedian(lengths, 0), axis=-1)
-    return {"hand_frames": {"left": int(valid[:, 0].sum()), "right": int(valid[:, 1].sum())},
+    return {"frames": int(seen.sum()), "present": runs,
+            "hand_frames": {"left": int(valid[:, 0].sum()), "right": int(valid[:, 1].sum())},
             "bone_length_cv": {side: (round(float(c), 3) if np.isfinite(c) else None)
                                for side, c in zip(HANDS, cv, strict=True)}}  # fmt: skip
 

@@ -268,6 +268,7 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
             cfg: PipelineConfig, progress: Progress) -> tuple:  # fmt: skip
     """Everybody associated, every person-hand through the 3D stage; the chosen person's 2D
     and 3D as the run's single-person result, and (detections, people result, slot)."""
+    from mvhand.core.people import lone_hand_pairs, merge_people
     from mvhand.pipeline.people import choose_person, gather_detections, person_keypoints, with_3d
     from mvhand.stages.people import reconstruct_people
     from mvhand.stages.reconstruct import ReconstructResult
@@ -275,6 +276,10 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
     det = gather_detections(results, n_frames, fps)
     progress("people", "all", 0, 1)
     res = reconstruct_people(rig, det, cfg.people)
+    pairs = lone_hand_pairs(res)
+    if pairs:  # one person's two hands, no body in view: one person
+        log.info("hand-only people %s are one person's left and right hands", pairs)
+        res = merge_people(res, pairs)
     progress("people", "all", 1, 1)
     for w in res.report["warnings"]:
         log.warning(w)
