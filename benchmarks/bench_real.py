@@ -16,7 +16,16 @@ Pose2Sim needs 2D first (about a minute each)::
 
 then::
 
-    .venv/bin/python benchmarks/bench_real.py --pose2sim /tmp/p2s_single /tmp/p2s_multi
+    .venv/bin/python benchmarks/bench_real.py --pose2sim /tmp/p2s_single
+
+Several people (Pose2Sim multi): ``mvhand run ... --set detect.max_people=2 --out /tmp/p2s_multi``
+writes ``hands3d_people.npz`` with every camera's 2D rows and the person-hand each went to;
+``--people-npz /tmp/p2s_multi/hands3d_people.npz`` evaluates every person-hand on its own
+associated 2D (the association is the people stage's, the same for every method).
+
+Besides the median over the joints each method reconstructed, the "common" column is the
+median over the joints every method reconstructed (a method that fills gaps others leave is
+otherwise scored on harder joints).
 """
 
 from __future__ import annotations
@@ -62,13 +71,41 @@ def load_run(folder: Path) -> tuple[Rig, Keypoints2D]:
     return load_calibration(calib).subset(kp.cameras), kp
 
 
-def held_out_errors(method, rig: Rig, kp: Keypoints2D, fit: list[int]) -> np.ndarray:
-    """Errors (px) in the cameras not in ``fit`` of the method run on the cameras ``fit``."""
+def load_people_hands(path: Path) -> tuple[Rig, list[tuple[str, Keypoints2D]]]:
+    """Every person-hand's associated 2D from ``hands3d_people.npz`` (and the calibration of
+    its run folder): ``(label, Keypoints2D (C, T, 2, 21, 2))`` with only that hand filled."""
+    from mvhand.io.calibration import load_calibration
+    from mvhand.io.people import load_people
+
+    people = load_people(path)
+    det, res = people.detections, people.result
+    if det is None:
+        raise SystemExit(f"{path}: written before the 2D rows were stored; rerun mvhand run")
+    rig = load_calibration(path.parent / "calibration.toml").subset(det.cameras)
+    out = []
+    for p, pid in enumerate(res.person_ids):
+        for side, hand in enumerate(("left", "right")):
+            kp = np.full((len(det.cameras), det.n_frames, 2, 21, 2), np.nan)
+            sc = np.zeros(kp.shape[:-1])
+            rows, slots = np.nonzero((res.det_hand_person == p) & (res.det_side == side))
+            kp[det.camera[rows], det.frame[rows], side] = det.hands_px[rows, slots]
+            sc[det.camera[rows], det.frame[rows], side] = det.hands_scores[rows, slots]
+            if (np.isfinite(kp).all(-1) & (sc > 0)).any(axis=(1, 2, 3)).sum() >= 2:
+                out.append((f"person {int(pid)} {hand}",
+                            Keypoints2D(kp, sc, det.cameras, fps=det.fps)))  # fmt: skip
+    return rig, out
+
+
+def held_out_errors(method, rig: Rig, kp: Keypoints2D, fit: list[int],
+                    keep_shape: bool = False) -> np.ndarray:  # fmt: skip
+    """Errors (px) in the cameras not in ``fit`` of the method run on the cameras ``fit``
+    (finite ones, flattened; with ``keep_shape`` the whole (C - len(fit), T, H, J) array, NaN
+    or inf where a joint was not detected or not reconstructed)."""
     names = [rig.names[c] for c in fit]
     pts = method.run(rig.subset(names), kp.subset_cameras(names))
     rest = [c for c in range(len(rig)) if c not in fit]
     err = reprojection_errors(rig.subset([rig.names[c] for c in rest]), pts, kp.keypoints_px[rest])
-    return err[np.isfinite(err)]
+    return err if keep_shape else err[np.isfinite(err)]
 
 
 def spread_and_completeness(pts: np.ndarray, kp: Keypoints2D) -> tuple[float, float]:
@@ -88,22 +125,32 @@ def spread_and_completeness(pts: np.ndarray, kp: Keypoints2D) -> tuple[float, fl
 def evaluate(name: str, rig: Rig, kp: Keypoints2D, methods: list[str], subsets: bool) -> None:
     C = len(rig)
     print(f"\n## {name}: {C} cameras, {kp.n_frames} frames")
-    print(f"{'method':28s} {'LOCO med px':>11s} {'p90 px':>7s} {'n':>7s} {'bone IQR %':>10s} "
-          f"{'complete %':>10s} {'time s':>7s}")  # fmt: skip
+    rows, errs = [], {}
     for key in methods:
         m = METHODS[key]
         try:
-            e = np.concatenate([held_out_errors(m, rig, kp, [o for o in range(C) if o != c])
-                                for c in range(C)])  # fmt: skip
+            e = np.stack([held_out_errors(m, rig, kp, [o for o in range(C) if o != c], True)[0]
+                          for c in range(C)])  # fmt: skip
             t0 = time.perf_counter()
             pts = m.run(rig, kp)
             seconds = time.perf_counter() - t0
         except MethodSkippedError as exc:
             print(f"{m.label:28s} skipped: {exc}")
             continue
-        spread, complete = spread_and_completeness(pts, kp)
-        print(f"{m.label:28s} {np.median(e):11.3f} {np.percentile(e, 90):7.2f} {e.size:7d} "
-              f"{100 * spread:10.2f} {100 * complete:10.1f} {seconds:7.2f}", flush=True)
+        errs[key] = e
+        rows.append((key, m.label, seconds, *spread_and_completeness(pts, kp)))
+    common = np.logical_and.reduce([np.isfinite(e) for e in errs.values()]) if errs else None
+    print(f"{'method':28s} {'LOCO med px':>11s} {'p90 px':>7s} {'n':>7s} {'common':>7s} "
+          f"{'bone IQR %':>10s} {'complete %':>10s} {'time s':>7s}")  # fmt: skip
+    for key, label, seconds, spread, complete in rows:
+        e = errs[key][np.isfinite(errs[key])]
+        if e.size == 0:
+            print(f"{label:28s} nothing reconstructed in a held-out camera")
+            continue
+        med_common = np.median(errs[key][common]) if common.any() else np.nan
+        print(f"{label:28s} {np.median(e):11.3f} {np.percentile(e, 90):7.2f} {e.size:7d} "
+              f"{med_common:7.3f} {100 * spread:10.2f} {100 * complete:10.1f} {seconds:7.2f}",
+              flush=True)  # fmt: skip
     if not subsets:
         return
     for k in (2, 3):
@@ -124,16 +171,25 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     ap.add_argument("--pose2sim", type=Path, nargs="*", default=[],
                     help="mvhand run output folders of the Pose2Sim recordings")
+    ap.add_argument("--people-npz", type=Path, nargs="*", default=[],
+                    help="hands3d_people.npz files (mvhand run with detect.max_people > 1): "
+                    "every person-hand on its associated 2D")  # fmt: skip
+    ap.add_argument("--no-handmocap", action="store_true", help="skip handmocap")
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--no-subsets", action="store_true", help="skip the handmocap subsets")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # aniposelib's numba compilation warnings
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    rig, kp = load_handmocap(args.data / "handmocap")
-    evaluate("handmocap right hand", rig, kp, methods, not args.no_subsets)
+    if not args.no_handmocap:
+        rig, kp = load_handmocap(args.data / "handmocap")
+        evaluate("handmocap right hand", rig, kp, methods, not args.no_subsets)
     for folder in args.pose2sim:
         rig, kp = load_run(folder)
         evaluate(f"Pose2Sim {folder.name}", rig, kp, methods, False)
+    for path in args.people_npz:
+        rig, hands = load_people_hands(path)
+        for label, kp in hands:
+            evaluate(f"{path.parent.name} {label}", rig, kp, methods, False)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ class OptimizerConfig:
     )  # fmt: skip
     loss: str = param(
         "soft_l1",
-        "Robust loss on reprojection residuals: soft_l1, huber, or linear (plain least squares).",
-        choices=("soft_l1", "huber", "linear"),
+        "Robust loss on reprojection residuals: soft_l1, huber, cauchy (redescending: a gross "
+        "outlier's pull fades), or linear (plain least squares).",
+        choices=("soft_l1", "huber", "cauchy", "linear"),
     )
     loss_scale: float = param(
         3.0, "Reprojection residual (in noise standard deviations) beyond which the robust loss "
@@ -53,8 +54,12 @@ class OptimizerConfig:
         1.0, "Weight of squared score-weighted reprojection residuals in noise units.",
         ge=0, le=MAX_WEIGHT,
     )  # fmt: skip
+    # 0.3 with the robust limit 3 below, measured leave-one-camera-out (benchmarks/bench_real.py,
+    # median px; 0.1 quadratic before): handmocap 1.319 (1.332), Pose2Sim single 18.23 (18.27),
+    # Pose2Sim multi person-hands pooled 14.33 (14.63); rendered L0/L1 MPJPE 7.76/7.92 mm
+    # (7.75/7.88); synthetic L0-L2 1.50/3.38/4.28 mm (1.53/3.35/4.23).
     w_smoothness: float = param(
-        0.1,
+        0.3,
         "Weight of each joint's squared acceleration (velocity) in units of 1000 mm/s^2 "
         "(100 mm/s), for a hand that moves at that reference rate (see smoothness_adaptivity); "
         "cross-validation scales it per hand.",
@@ -67,8 +72,10 @@ class OptimizerConfig:
         "initial 3D, so slow hands are smoothed hard and fast ones lightly; 0 = fixed weight.",
         ge=0, le=4,
     )  # fmt: skip
+    # 3 (see w_smoothness): limits 1 / 10 gave handmocap 1.320 / 1.320, Pose2Sim single
+    # 18.20 / 18.56, multi 14.67 / 14.16 px.
     smoothness_robust_limit: float = param(
-        0.0,
+        3.0,
         "Robust smoothness: a joint's acceleration (velocity) above this many reference units "
         "(1000 mm/s^2, 100 mm/s) is penalised linearly instead of quadratically, so sudden real "
         "movements survive while jitter is still smoothed; 0 = plain quadratic smoothness.",

@@ -86,6 +86,8 @@ def robust(s: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
     if loss == "soft_l1":
         root = np.sqrt(1.0 + s)
         return 2.0 * (root - 1.0), 1.0 / root
+    if loss == "cauchy":
+        return np.log1p(s), 1.0 / (1.0 + s)
     if loss == "huber":
         root = np.sqrt(np.maximum(s, 1.0))
         return np.where(s <= 1.0, s, 2.0 * root - 1.0), np.where(s <= 1.0, 1.0, 1.0 / root)
