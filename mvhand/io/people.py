@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from mvhand.core.people import Detections2D, PeopleResult
-from mvhand.errors import InputError
 from mvhand.io.atomic import save_npz_atomic
+from mvhand.io.results import npz_errors
 
 _RESULT = ("hands3d", "hands_n_views", "hands_reprojection_error_px", "body3d", "body_n_views",
            "person_ids", "det_person", "det_hand_person", "det_side")  # fmt: skip
@@ -76,22 +76,15 @@ def save_people(path: str | Path, result: PeopleResult, detections: Detections2D
 def load_people(path: str | Path) -> PeopleFile:
     """Read ``hands3d_people.npz``; InputError naming the file if it is not one."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as d:
-            res = PeopleResult(*(d[k] for k in _RESULT), units=str(d["units"]))
-            fps = float(d["fps"]) if "fps" in d.files else None
-            det = None
-            if "det_body_px" in d.files:
-                det = Detections2D(*(d[f"det_{k}"] for k in _DETECTIONS),
-                                   cameras=tuple(str(c) for c in d["cameras"]),
-                                   n_frames=int(d["n_frames"]), fps=fps)  # fmt: skip
-            frames = d["frames"] if "frames" in d.files else None
-            primary = int(d["primary"]) if "primary" in d.files else None
-            run_id = str(d["run_id"]) if "run_id" in d.files else None
-    except FileNotFoundError:
-        raise InputError("people file not found", path) from None
-    except KeyError as exc:
-        raise InputError(f"not an mvhand hands3d_people file: lacks {exc}", path) from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable hands3d_people file ({exc})", path) from None
+    with npz_errors(path, "hands3d_people"), np.load(path, allow_pickle=False) as d:
+        res = PeopleResult(*(d[k] for k in _RESULT), units=str(d["units"]))
+        fps = float(d["fps"]) if "fps" in d.files else None
+        det = None
+        if "det_body_px" in d.files:
+            det = Detections2D(*(d[f"det_{k}"] for k in _DETECTIONS),
+                               cameras=tuple(str(c) for c in d["cameras"]),
+                               n_frames=int(d["n_frames"]), fps=fps)  # fmt: skip
+        frames = d["frames"] if "frames" in d.files else None
+        primary = int(d["primary"]) if "primary" in d.files else None
+        run_id = str(d["run_id"]) if "run_id" in d.files else None
     return PeopleFile(res, det, frames, primary, run_id)

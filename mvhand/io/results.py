@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,24 +60,31 @@ def save_hands3d(path: str | Path, hands: Hands3D, fps: float | None = None,
 def load_hands3d(path: str | Path) -> Hands3D:
     """Read ``hands3d.npz``; InputError naming the file if it is not one."""
     path = Path(path)
+    with npz_errors(path, "hands3d"), np.load(path, allow_pickle=False) as d:
+        hands = tuple(str(h) for h in d["hands"])
+        fps = float(d["fps"]) if "fps" in d.files else None
+        views = None
+        if "views_inliers" in d.files:
+            kp = Keypoints2D(d["views_keypoints_px"], d["views_scores"],
+                             tuple(str(c) for c in d["views_cameras"]), hands, fps)
+            views = Views2D(kp, d["views_inliers"], d["views_swapped"])
+        lengths = d["bone_lengths"] if "bone_lengths" in d.files else None
+        return Hands3D(d["keypoints3d"], d["reprojection_error_px"], d["n_views"],
+                       d["score"], str(d["units"]), hands, views, lengths)
+
+
+@contextmanager
+def npz_errors(path: Path, kind: str) -> Iterator[None]:
+    """Turn the errors of reading an mvhand NPZ file of ``kind`` into one-line InputErrors
+    naming the file (missing, lacking a key, unreadable)."""
     try:
-        with np.load(path, allow_pickle=False) as d:
-            hands = tuple(str(h) for h in d["hands"])
-            fps = float(d["fps"]) if "fps" in d.files else None
-            views = None
-            if "views_inliers" in d.files:
-                kp = Keypoints2D(d["views_keypoints_px"], d["views_scores"],
-                                 tuple(str(c) for c in d["views_cameras"]), hands, fps)
-                views = Views2D(kp, d["views_inliers"], d["views_swapped"])
-            lengths = d["bone_lengths"] if "bone_lengths" in d.files else None
-            return Hands3D(d["keypoints3d"], d["reprojection_error_px"], d["n_views"],
-                           d["score"], str(d["units"]), hands, views, lengths)
+        yield
     except FileNotFoundError:
-        raise InputError("3D hand file not found", path) from None
+        raise InputError(f"{kind} file not found", path) from None
     except KeyError as exc:
-        raise InputError(f"not an mvhand hands3d file: lacks {exc}", path) from None
+        raise InputError(f"not an mvhand {kind} file: lacks {exc}", path) from None
     except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable hands3d file ({exc})", path) from None
+        raise InputError(f"not a readable {kind} file ({exc})", path) from None
 
 
 def hands3d_csv(hands: Hands3D) -> str:
