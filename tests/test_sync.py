@@ -179,12 +179,15 @@ def test_run_honours_frame_offsets(tmp_path):
     assert res.report["inputs"]["frames"] == {"start": 3, "stop": N_FRAMES, "step": 1,
                                               "count": N_FRAMES - 3}  # fmt: skip
     assert res.report["inputs"]["frame_offsets"] == {"cam1": 0, "cam2": -3, "cam3": 0}
+    # the lengths differ because of the offset, which the run handles: no length warning
+    assert not any("different lengths" in w for w in res.report["warnings"])
     np.testing.assert_allclose(res.keypoints.keypoints_px, scene.proj[:, 3:], atol=1e-3)
     err = np.linalg.norm(res.hands3d.keypoints3d - scene.hands[3:], axis=-1)
     assert np.nanmax(err) < 5e-4
     plain = run_pipeline(tmp_path / "plain.toml", tmp_path / "videos", tmp_path / "out2", cfg,
                          backend_factory=Factory(scene))  # fmt: skip
     assert plain.keypoints.n_frames == N_FRAMES - 3
+    assert any("different lengths" in w for w in plain.report["warnings"])
     assert not np.allclose(plain.keypoints.keypoints_px[1], scene.proj[1, : N_FRAMES - 3])
 
 

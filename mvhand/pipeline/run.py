@@ -186,9 +186,11 @@ def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: b
     rig = load_rig(calib, cfg.units)
     videos, check, input_warnings = prepare_inputs(rig, videos_dir, cfg)
     rng = frame_range(cfg, check.n_frames)
-    for w in input_warnings:
-        log.warning(w)
     offsets = _frame_offsets(calib, videos)
+    for w in input_warnings:
+        if offsets and w.startswith("videos have different lengths"):
+            continue  # with frame offsets each camera reads its own shifted range (below)
+        log.warning(w)
     cam_frames: range | dict[str, range] = rng
     if offsets:
         rng, cam_frames, cfg = _offset_ranges(cfg, videos, offsets)
