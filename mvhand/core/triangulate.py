@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mvhand.config import param
+from mvhand.core import metrics
 from mvhand.core.camera import Rig
 from mvhand.core.data import Hands3D, Keypoints2D, Views2D
 from mvhand.errors import InputError
@@ -522,7 +523,8 @@ def reprojection_errors(rig: Rig, points3d: np.ndarray, keypoints_px: np.ndarray
         keypoints_px: (C, T, H, J, 2) pixels.
 
     Returns:
-        (C, T, H, J) pixels; NaN where the 2D or the 3D is missing.
+        (C, T, H, J) pixels; NaN where the 2D or the 3D is missing (the metric itself is
+        :func:`mvhand.core.metrics.reprojection_errors`, which marks a missed 3D point inf).
     """
     points3d = np.asarray(points3d, dtype=float)
     keypoints_px = np.asarray(keypoints_px, dtype=float)
@@ -531,4 +533,5 @@ def reprojection_errors(rig: Rig, points3d: np.ndarray, keypoints_px: np.ndarray
             f"reprojection_errors: keypoints {keypoints_px.shape} do not match {len(rig)} "
             f"cameras and points {points3d.shape}"
         )
-    return np.linalg.norm(rig.project(points3d) - keypoints_px, axis=-1)
+    err = metrics.reprojection_errors(rig, points3d, keypoints_px)
+    return np.where(np.isfinite(err), err, np.nan)
