@@ -265,3 +265,100 @@ def test_people_config_from_overrides():
 
     cfg = load_config(PeopleConfig, None, ["association.hand_gate=0.5", "max_people=3"])
     assert cfg.association.hand_gate == 0.5 and cfg.max_people == 3
+
+
+# ------------------------------------------------------------ the fast paths = the plain ones
+
+
+def test_assign_groups_is_the_hungarian_per_group():
+    from scipy.optimize import linear_sum_assignment
+
+    from mvhand.core.associate import assign_groups
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        group = np.sort(rng.integers(0, 12, 60))
+        cost = rng.random((60, 7)) * rng.choice([0.3, 1.0, 3.0], size=(60, 1))
+        got = assign_groups(cost, group, 0.5)
+        for g in np.unique(group):
+            ri = np.flatnonzero(group == g)
+            sub = cost[ri]
+            r, c = linear_sum_assignment(np.where(sub <= 0.5, sub, 1e6))
+            want = np.full(len(ri), -1)
+            ok = sub[r, c] <= 0.5
+            want[r[ok]] = c[ok]
+            np.testing.assert_array_equal(got[ri], want)
+
+
+def test_triangulate_members_matches_linear_triangulation():
+    from mvhand.core.associate import _triangulate_members
+
+    rig = make_or_rig(6, distortion=False)
+    rng = np.random.default_rng(2)
+    X = rng.normal([0, 0, 1.0], 0.2, (30, 21, 3))
+    xy = rig.undistort(rig.project(X)) + rng.normal(0, 1e-3, (6, 30, 21, 2))
+    w = rng.random((6, 30, 21)) * (rng.random((6, 30, 21)) > 0.3)
+    cams, slot = np.repeat(np.arange(6), 30), np.tile(np.arange(30), 6)
+    keep = rng.random(len(cams)) > 0.2  # members in any order, some views absent
+    w_kept = np.where(keep.reshape(6, 30)[..., None], w, 0.0)
+    ref = linear_triangulation(rig.extrinsics, xy, w_kept)
+    perm = rng.permutation(np.flatnonzero(keep))
+    got = _triangulate_members(rig.extrinsics, cams[perm], xy.reshape(-1, 21, 2)[perm],
+                               w.reshape(-1, 21)[perm], slot[perm], 30)  # fmt: skip
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got, ref, atol=1e-9, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def l4_short():
+    return synthesize_people(SynthConfig(level="L4", n_cameras=8, n_frames=60, seed=4))
+
+
+def test_following_in_chunks_is_following_frame_by_frame(l4_short, monkeypatch):
+    import mvhand.core.associate as assoc
+
+    seq = l4_short  # walkers enter (tracks start) and cross
+    fast = associate(seq.rig, seq.detections)
+    monkeypatch.setattr(assoc, "_CHUNK", 1)
+    slow = associate(seq.rig, seq.detections)
+    np.testing.assert_array_equal(fast.det_track, slow.det_track)
+    np.testing.assert_allclose(fast.body3d, slow.body3d, atol=1e-9, equal_nan=True)
+    np.testing.assert_array_equal(fast.hand_track, slow.hand_track)
+    assert fast.track_body.sum() >= 5
+
+
+def test_hands_in_rounds_are_hands_frame_by_frame(l4_short):
+    import mvhand.core.associate as assoc
+    from mvhand.core.camera import UNIT_SCALE_M
+
+    seq, cfg = l4_short, AssociationConfig()
+    det, rig = seq.detections, seq.rig.subset(seq.detections.cameras)
+    to_units = 1.0 / UNIT_SCALE_M[rig.units]
+    body_xy = assoc._undistort_rows(rig, det.camera, det.body_px)
+    body_w = np.where(det.body_scores >= cfg.min_score, det.body_scores, 0.0)
+    det_track, body3d, _, _ = assoc._person_tracks(rig.extrinsics, det, body_xy, body_w, cfg,
+                                                   to_units, 30.0)  # fmt: skip
+    hand_xy = assoc._undistort_rows(rig, det.camera, det.hands_px)
+    hand_w = np.where(det.hands_scores >= cfg.min_score, det.hands_scores, 0.0)
+
+    def state():
+        return assoc._HandState(rig.extrinsics, det.frame, det.camera, hand_xy, hand_w,
+                                det_track, assoc.HAND_LENGTH_M * to_units)  # fmt: skip
+
+    knuckle = assoc._KNUCKLE_M * to_units
+    fast = state()
+    hand3d = assoc._assign_hands(fast, body3d, cfg, knuckle)
+    # the plain way: one frame after the other, each with the 3D of the frames before
+    ref = state()
+    cand = assoc._hand_candidates(ref)
+    hc = assoc._HandCosts.build(ref, cand, body3d, knuckle)
+    ref3d = np.full_like(hand3d, np.nan)
+    slot = np.full(len(cand), -1)
+    for t in range(det.n_frames):
+        sel = np.flatnonzero(hc.frame == t)
+        slot[sel] = assoc._hand_round(ref, hc, sel, ref3d, cfg.hand_gate)
+        assoc._settle_frames(ref, cand, slot, np.array([t]), ref3d, cfg)
+    np.testing.assert_array_equal(fast.hand_track, ref.hand_track)
+    np.testing.assert_array_equal(fast.hand_side, ref.hand_side)
+    np.testing.assert_allclose(hand3d, ref3d, atol=1e-9, equal_nan=True)
+    assert (fast.hand_track >= 0).mean() > 0.5

@@ -791,53 +791,84 @@ def _guess_anchors(st: _HandState, cand: np.ndarray, slot: np.ndarray,
     hand3d[:] = X.reshape(hand3d.shape)
 
 
+@dataclass(frozen=True, eq=False)
+class _HandCosts:
+    """What does not change between rounds of :func:`_assign_hands`: the candidates, their
+    group (camera and frame), frame, cost against the arms and preference factors, and the
+    pairs of candidates that are one physical hand."""
+
+    cand: np.ndarray  # (M, 2) row, hand slot
+    frame: np.ndarray  # (M,)
+    group: np.ndarray  # (M,)
+    arm: np.ndarray  # (M, S)
+    factor: np.ndarray  # (M, S)
+    dup: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def build(cls, st: _HandState, cand: np.ndarray, body3d: np.ndarray,
+              knuckle: float) -> _HandCosts:  # fmt: skip
+        T, K = body3d.shape[:2]
+        S = 2 * K
+        arm = _arm_anchors(body3d.reshape((T * K,) + body3d.shape[2:]), knuckle)
+        slots = np.arange(S)
+        # a hand's own body and the detector's side guess are slightly preferred
+        factor = np.where(st.det_track[cand[:, 0]][:, None] == slots // 2, 0.85, 1.0)
+        factor *= np.where(cand[:, 1:2] == slots % 2, 0.95, 1.0)
+        frame = st.frames[cand[:, 0]]
+        return cls(cand, frame, frame * len(st.E) + st.cams[cand[:, 0]],
+                   _anchor_costs(st, cand, arm.reshape(T, S, 2, 3)) * factor, factor,
+                   _duplicate_pairs(st, cand))  # fmt: skip
+
+
+def _hand_round(st: _HandState, hc: _HandCosts, sel: np.ndarray, hand3d: np.ndarray | None,
+               gate: float) -> np.ndarray:  # fmt: skip
+    """The slot (2 * track + side, -1 none) of candidates ``sel`` (whole frames): per camera
+    and frame the Hungarian assignment on the cheaper of the arm's and the hand's previous 3D
+    (``hand3d``, None: not yet known), then duplicates of one physical hand dropped."""
+    cost = hc.arm[sel]
+    if hand3d is not None:
+        T, K = hand3d.shape[:2]
+        prev = _predicted_hands(hand3d).reshape(T, 2 * K, 2, 3)
+        cost = np.minimum(cost, _anchor_costs(st, hc.cand[sel], prev) * hc.factor[sel])
+    new = assign_groups(cost, hc.group[sel], gate)
+    pair_cost = np.zeros(len(hc.cand))
+    pair_cost[sel] = cost[np.arange(len(sel)), np.maximum(new, 0)]
+    stay = _drop_duplicates(sel[new >= 0], pair_cost, hc.dup)
+    return np.where(np.isin(sel, stay), new, -1)
+
+
 def _assign_hands(st: _HandState, body3d: np.ndarray, cfg: AssociationConfig,
                   knuckle: float) -> np.ndarray:  # fmt: skip
-    """Every 2D hand to a person track's side, per camera and frame (Hungarian on the
-    reprojection of the track's 3D arm, or of that hand's 3D in the frames before); returns
-    the hands' 3D wrist and knuckle ``(T, K, 2, 2, 3)`` (NaN where fewer than two views agree).
+    """Every 2D hand to a person track's side, per camera and frame (:func:`_hand_round`);
+    returns the hands' 3D wrist and knuckle ``(T, K, 2, 2, 3)`` (NaN where fewer than two
+    views agree).
 
-    All frames at once: the arm costs once; the costs against the hands' previous 3D, which
-    chain frame to frame, are refreshed only for frames whose two frames before changed, and
-    only frames whose assigned views changed are verified again, until nothing changes. That
-    is the result of going frame by frame (a frame depends only on the frames before it, so
-    each round settles at least one more frame; on L3-L5 it takes 5-8 rounds).
+    All frames at once, in rounds: the arm costs once; a first guess of the hands' 3D from
+    the arm-only assignment (anchor joints, unverified); then the costs against the hands'
+    previous 3D, which chain frame to frame, are refreshed only for frames whose two frames
+    before changed, and only frames whose assigned views changed are verified again, until
+    nothing changes. That is the result of going frame by frame (a frame depends only on the
+    frames before it, so each round settles at least one more frame; L3-L5 take 6-8 rounds,
+    most of them on a few frames).
     """
     T, K = body3d.shape[:2]
     hand3d = np.full((T, K, 2, 2, 3), np.nan)
     cand = _hand_candidates(st)
     if K == 0 or len(cand) == 0:
         return hand3d
-    S = 2 * K
-    arm = _arm_anchors(body3d.reshape((T * K,) + body3d.shape[2:]), knuckle)
-    slots = np.arange(S)
-    # a hand's own body and the detector's side guess are slightly preferred
-    factor = np.where(st.det_track[cand[:, 0]][:, None] == slots // 2, 0.85, 1.0)
-    factor *= np.where(cand[:, 1:2] == slots % 2, 0.95, 1.0)
-    base = _anchor_costs(st, cand, arm.reshape(T, S, 2, 3)) * factor
-    cf = st.frames[cand[:, 0]]
-    group = cf * len(st.E) + st.cams[cand[:, 0]]
-    dup = _duplicate_pairs(st, cand)
-    kept = np.full(len(cand), -2, dtype=np.int64)  # slot after duplicates are dropped
+    hc = _HandCosts.build(st, cand, body3d, knuckle)
+    kept = np.full(len(cand), -2, dtype=np.int64)  # the slots last verified
     dirty = np.ones(T, dtype=bool)
     for rnd in range(T + 2):
-        sel = np.flatnonzero(dirty[cf])
-        cost = base[sel]
-        if rnd > 0:
-            prev = _predicted_hands(hand3d).reshape(T, S, 2, 3)
-            cost = np.minimum(cost, _anchor_costs(st, cand[sel], prev) * factor[sel])
-        new = assign_groups(cost, group[sel], cfg.hand_gate)
-        pair_cost = np.zeros(len(cand))
-        pair_cost[sel] = cost[np.arange(len(sel)), np.maximum(new, 0)]
-        stay = _drop_duplicates(sel[new >= 0], pair_cost, dup)
-        new = np.where(np.isin(sel, stay), new, -1)
-        changed = np.unique(cf[sel][new != kept[sel]])
+        sel = np.flatnonzero(dirty[hc.frame])
+        new = _hand_round(st, hc, sel, hand3d if rnd else None, cfg.hand_gate)
+        changed = np.unique(hc.frame[sel][new != kept[sel]])
         kept[sel] = new
-        if rnd == 0:  # a first guess of the hands' 3D (anchor joints only, no verification)
+        if rnd == 0:
             _guess_anchors(st, cand, kept, hand3d)
             continue
         if rnd == 1:  # every frame is verified once
-            changed = np.unique(cf)
+            changed = np.unique(hc.frame)
         if len(changed) == 0:
             break
         moved = _settle_frames(st, cand, kept, changed, hand3d, cfg)
