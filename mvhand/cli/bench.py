@@ -191,9 +191,9 @@ def detect(dataset: Path, runs_dir: Path, pipeline_path: Path | None,
               help="Benchmark dataset folder (e.g. from `mvhand bench synth`).")
 @click.option("--methods", default="all", show_default=True,
               help="Comma-separated methods: dlt, robust, opt_reproj, opt_smooth, optimizer, "
-              "opt_shape, anipose_dlt, anipose_ransac, anipose_optim; or 'all'.")
-@click.option("--quick", is_flag=True, help="Leave out the slow methods (aniposelib RANSAC "
-              "and optim_points).")  # fmt: skip
+              "opt_shape, paper, anipose_dlt, anipose_ransac, anipose_optim; or 'all'.")
+@click.option("--quick", is_flag=True, help="Leave out the slow methods (the paper objective, "
+              "aniposelib RANSAC and optim_points).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default DATASET/report).")
 @exclude_option

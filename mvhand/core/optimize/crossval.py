@@ -39,6 +39,9 @@ MAX_FOLDS = 4
 MIN_GAIN = 0.0
 #: ... and by more than this (px): on noiseless input every error is ~0.
 MIN_GAIN_PX = 0.005
+#: Reprojection losses tried after the configured one (``cfg.cv_loss``), in this order:
+#: (loss, loss_scale in noise units).
+LOSSES = (("cauchy", 2.0), ("cauchy", 1.5))
 #: Levenberg-Marquardt iterations of each cross-validation fit (warm-started from the fit of
 #: the neighbouring weights, so a few suffice).
 ITERATIONS = 3
@@ -122,32 +125,38 @@ def select_weights(x0: np.ndarray, hand: HandData, kp_px: np.ndarray, rig_mm, ca
         seen = ((train.weight > 0).sum(0) >= 2) & act
         fold_list.append(_Fold(p, held, xs.copy(), (test.weight > 0) & held[:, None, None]
                                & seen[None]))  # fmt: skip
-    scores: dict[tuple[int, int], float] = {}
+    scores: dict[tuple[int, int, int], float] = {}
+    losses = ((cfg.loss, cfg.loss_scale),) + (LOSSES if cfg.cv_loss else ())
 
-    def score(ks: int, kb: int) -> float:
-        if (ks, kb) not in scores:
+    def score(ks: int, kb: int, kl: int) -> float:
+        if (ks, kb, kl) not in scores:
             errs = []
             for f in fold_list:
                 f.problem.set_weights(s2 * 4.0**ks, _bone_multiplier(kb) * cfg.w_bone)
+                f.problem.set_loss(*losses[kl])
                 f.x = f.problem.minimise(f.x, lengths, ITERATIONS).state[0]
                 errs.append(_fold_errors(f, rig_mm, kp_px[:, seg], act))
             e = np.concatenate(errs)
-            scores[(ks, kb)] = float(np.median(e)) if e.size else np.inf
-        return scores[(ks, kb)]
+            scores[(ks, kb, kl)] = float(np.median(e)) if e.size else np.inf
+        return scores[(ks, kb, kl)]
 
-    k = {"smoothness": 0, "bone": 0}
-    bounds = {"smoothness": SMOOTHNESS_POWERS, "bone": BONE_POWERS}
-    for name in search + search[:1]:
+    k = {"smoothness": 0, "bone": 0, "loss": 0}
+    bounds = {"smoothness": SMOOTHNESS_POWERS, "bone": BONE_POWERS, "loss": (0, len(losses) - 1)}
+    for name in search + ["loss"] * (len(losses) > 1) + search[:1]:
         k[name] = _walk(lambda v, name=name: score(**_keys(k, name, v)), k[name], bounds[name])
     ms, mb = 4.0 ** k["smoothness"], _bone_multiplier(k["bone"])
-    chosen = replace(cfg, w_smoothness=cfg.w_smoothness * ms, w_bone=cfg.w_bone * mb)
+    loss, loss_scale = losses[k["loss"]]
+    chosen = replace(cfg, w_smoothness=cfg.w_smoothness * ms, w_bone=cfg.w_bone * mb, loss=loss,
+                     loss_scale=loss_scale)  # fmt: skip
     info.update({
         "frames": n, "smoothness_multiplier": ms, "bone_multiplier": mb,
-        "w_smoothness": chosen.w_smoothness, "w_bone": chosen.w_bone,
-        "held_out_median_px": _json(scores[(k["smoothness"], k["bone"])]),
-        "configured_held_out_median_px": _json(scores[(0, 0)]),
+        "w_smoothness": chosen.w_smoothness, "w_bone": chosen.w_bone, "loss": loss,
+        "loss_scale": loss_scale,
+        "held_out_median_px": _json(scores[(k["smoothness"], k["bone"], k["loss"])]),
+        "configured_held_out_median_px": _json(scores[(0, 0, 0)]),
         "tried": [{"smoothness_multiplier": 4.0**a, "bone_multiplier": _bone_multiplier(b),
-                   "held_out_median_px": _json(v)} for (a, b), v in sorted(scores.items())],
+                   "loss": losses[c][0], "loss_scale": losses[c][1],
+                   "held_out_median_px": _json(v)} for (a, b, c), v in sorted(scores.items())],
     })  # fmt: skip
     return chosen, info
 
@@ -158,8 +167,8 @@ def _json(v: float) -> float | None:
 
 
 def _keys(k: dict, name: str, value: int) -> dict:
-    out = {"ks": k["smoothness"], "kb": k["bone"]}
-    out["ks" if name == "smoothness" else "kb"] = value
+    out = {"ks": k["smoothness"], "kb": k["bone"], "kl": k["loss"]}
+    out[{"smoothness": "ks", "bone": "kb", "loss": "kl"}[name]] = value
     return out
 
 

@@ -51,6 +51,7 @@ class Problem:
         self.D = difference_operator(active, order) if cfg.w_smoothness > 0 else None
         self._robust_limit = cfg.smoothness_robust_limit * REFERENCE_MOTION[order - 1] / fps**order
         self.set_weights(smooth_s2, cfg.w_bone)
+        self.loss, self.loss_scale = cfg.loss, cfg.loss_scale  # set_loss changes them
         self.limits = np.sin(np.radians([cfg.max_hyperextension_deg, cfg.max_sideways_deg]))
         if sparsity is None:  # the pattern depends on the masks and terms, not on the views
             points = np.arange(self.T * N_JOINTS)
@@ -73,6 +74,10 @@ class Problem:
         self.smooth_c2 = s2 * self._robust_limit**2
         self.bone_w = w_bone / self.cfg.bone_sigma_mm**2  # per mm^2
         self.bone_c2 = self.bone_w * self.cfg.bone_robust_mm**2
+
+    def set_loss(self, loss: str, scale: float) -> None:
+        """Set the robust loss of the reprojection term and its scale (noise units)."""
+        self.loss, self.loss_scale = loss, scale
 
     def describe(self) -> str:
         return (f"hand optimizer (weights {self.cfg.weights()}, smoothness {self.s2:.3g} per "
@@ -113,8 +118,7 @@ class Problem:
 
     def cost(self, x: np.ndarray, L: np.ndarray) -> float:
         """Total cost of joints ``x`` (T, J, 3) mm and bone lengths ``L`` (20,) mm."""
-        cfg = self.cfg
-        total = reprojection(x, self.obs, cfg.loss, cfg.loss_scale, jacobian=False)
+        total = reprojection(x, self.obs, self.loss, self.loss_scale, jacobian=False)
         total += self._smoothness(x)[0]
         for k, (res, _, _) in enumerate(self._rows(x, L)):
             total += self._row_loss(k, res)[0]
@@ -122,8 +126,7 @@ class Problem:
 
     def linearize(self, x: np.ndarray, L: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Cost, Gauss-Newton normal-matrix values (nnz,) and gradient ``J^T r`` (n,)."""
-        cfg = self.cfg
-        cost, rep_blocks, rep_grad = reprojection(x, self.obs, cfg.loss, cfg.loss_scale, True)
+        cost, rep_blocks, rep_grad = reprojection(x, self.obs, self.loss, self.loss_scale, True)
         c_s, g, smooth = self._smoothness(x)
         cost += c_s
         g = g + rep_grad.ravel()
