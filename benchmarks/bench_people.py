@@ -16,15 +16,18 @@ hand (IDF1-like), for
   detector's side guess, the robust triangulation with its swap repair; scored against the
   true person it overlaps most (the surgeon, person 0, in practice).
 
-and the association's share of the 3D stage's time.
+and the association's share of the 3D stage's time (wall clock and CPU time of this process;
+the CPU time is the steadier figure on a shared machine, whose load average is printed too).
 
     .venv/bin/python benchmarks/bench_people.py --cameras 12 --frames 300 --levels L3,L4,L5
+    .venv/bin/python benchmarks/bench_people.py --levels L5 --paths people   # timing only
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -82,7 +85,8 @@ def _fmt(score: dict, table: np.ndarray, walkers: np.ndarray) -> str:
             f"{score['id_switches']:4d}  {100 * score['idf1']:6.1f} %")  # fmt: skip
 
 
-def run_level(level: str, cams: int, frames: int, seed: int, optimize: bool) -> None:
+def run_level(level: str, cams: int, frames: int, seed: int, optimize: bool,
+              others: bool = True) -> None:  # fmt: skip
     seq = synthesize_people(SynthConfig(level=level, n_cameras=cams, n_frames=frames,
                                         seed=seed))  # fmt: skip
     preset = PEOPLE_PRESETS[level]
@@ -94,11 +98,23 @@ def run_level(level: str, cams: int, frames: int, seed: int, optimize: bool) -> 
           f"({int((det.source == 1).sum())} hands without a body)")  # fmt: skip
     print("  path                      MPJPE table   MPJPE walkers  complete  IDsw  IDF1")
     cfg = PeopleConfig(optimize=optimize)
-    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
     res = reconstruct_people(seq.rig, det, cfg)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     s = score_people(seq, res.hands3d, res.det_hand_person, res.det_side)
     print(f"  people (follow + cluster) {_fmt(s, table, walkers)}")
+    tm = res.report["timings_s"]
+    assoc_cpu = res.report["association"].get("cpu_seconds", float("nan"))
+    share = 100 * tm["association"] / max(tm["reconstruction"], 1e-9)
+    print(f"  time: association {tm['association']:.2f} s, per-person-hand 3D "
+          f"{tm['reconstruction']:.2f} s ({share:.0f} % of it), total {wall:.2f} s; "
+          f"CPU: association {assoc_cpu:.2f} s, total "
+          f"{cpu:.2f} s ({100 * assoc_cpu / max(cpu - assoc_cpu, 1e-9):.0f} %); load average "
+          f"{load:.1f}; people found {res.report['people_found']}, warnings "
+          f"{len(res.report['warnings'])}")  # fmt: skip
+    if not others:
+        return
     for label, assoc in (("per-frame clusters+link", AssociationConfig(propagate=False)),
                          ("  same, no 3D verify", AssociationConfig(propagate=False,
                                                                     verify=False))):
@@ -117,13 +133,8 @@ def run_level(level: str, cams: int, frames: int, seed: int, optimize: bool) -> 
     s = score_single(seq, pts, used)
     who = int(np.flatnonzero(s["match"] >= 0)[0]) if (s["match"] >= 0).any() else -1
     idx = np.array([who] if who >= 0 else [], dtype=int)
-    print(f"  single (matched person {who})  {_fmt(s, idx, walkers[:0])}")
-    tm = res.report["timings_s"]
-    print(f"  time: association {tm['association']:.2f} s, 3D {tm['reconstruction']:.2f} s "
-          f"({100 * tm['association'] / max(tm['reconstruction'], 1e-9):.0f} % of the 3D "
-          f"stage), total {wall:.2f} s; single-person triangulation {t_single:.2f} s; "
-          f"people found {res.report['people_found']}, warnings "
-          f"{len(res.report['warnings'])}")  # fmt: skip
+    print(f"  single (matched person {who})  {_fmt(s, idx, walkers[:0])}  (triangulation "
+          f"{t_single:.2f} s)")  # fmt: skip
 
 
 def main() -> None:
@@ -133,9 +144,12 @@ def main() -> None:
     ap.add_argument("--levels", default="L3,L4,L5")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--optimize", action="store_true", help="run the optimizer per hand too")
+    ap.add_argument("--paths", choices=["all", "people"], default="all",
+                    help="people: only the default people path (timing)")
     args = ap.parse_args()
     for level in args.levels.split(","):
-        run_level(level.strip(), args.cameras, args.frames, args.seed, args.optimize)
+        run_level(level.strip(), args.cameras, args.frames, args.seed, args.optimize,
+                  others=args.paths == "all")  # fmt: skip
 
 
 if __name__ == "__main__":

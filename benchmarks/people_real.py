@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mvhand.backends.registry import BackendConfig, make_backend
+from mvhand.config import load_config
 from mvhand.core.crops import hand_crops_from_body
 from mvhand.core.people import SOURCES, Detections2D
 from mvhand.core.skeleton import bone_lengths
@@ -155,6 +156,8 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--overlay-frames", default="", help="e.g. 10,50,90: PNG overlays")
     ap.add_argument("--optimize", action="store_true", help="the optimizer per hand too")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="a people setting, e.g. triangulation.robust=false")
     args = ap.parse_args()
     rig = load_rig(args.calib)
     backend = make_backend(BackendConfig(max_people=args.max_people, person_threshold=0.3))
@@ -179,7 +182,9 @@ def main() -> None:
                  body_scores=det.body_scores, hands_px=det.hands_px,
                  hands_scores=det.hands_scores, source=det.source, n_frames=det.n_frames)
     t1 = time.perf_counter()
-    res = reconstruct_people(rig, det, PeopleConfig(optimize=args.optimize))
+    cfg = load_config(PeopleConfig, None, [f"optimize={str(args.optimize).lower()}",
+                                           *args.overrides])  # fmt: skip
+    res = reconstruct_people(rig, det, cfg)
     t2 = time.perf_counter()
     rep = res.report
     print(f"2D: {t1 - t0:.1f} s; association + 3D: {t2 - t1:.2f} s "

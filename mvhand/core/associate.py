@@ -20,13 +20,43 @@ median reprojection error (plain or left/right-mirrored). The rest are clustered
 Why this: epipolar affinities need no 3D point per pair and cost one vectorized pass over the
 pairs; the 3D verification then repairs what greedy linkage gets wrong. Why following known
 people first (``propagate``, the default) rather than clustering every frame from scratch:
-measured with ``benchmarks/bench_people.py`` (12 cameras, 300 frames, this machine), the same
-accuracy (MPJPE of the people at the table 3.8 / 3.8 / 4.7 mm on L3 / L4 / L5 either way) with
-fewer identity switches on L3 (0 against 3) and 4-7x less association time (L5: 4.9 s
-against 35 s), because a frame's detections are compared with the few people already known
-(projected into each view) instead of with each other. Nothing searches over camera subsets
-or person permutations: per frame the work is one Hungarian assignment per camera plus
-clustering of the detections that fit nobody.
+measured with ``benchmarks/bench_people.py`` (12 cameras, 300 frames, this machine, quiet),
+the same accuracy (MPJPE of the people at the table 3.8 / 3.8 / 4.6 mm on L3 / L4 / L5 either
+way) with fewer identity switches on L3 (0 against 8) and 4-5x less association time (L3 /
+L4 / L5: 1.4 / 1.8 / 2.4 s against 5.9 / 7.2 / 11.6 s, before the speed work below), because
+a frame's detections are compared with the few people already known (projected into each
+view) instead of with each other. Nothing searches over camera subsets or person
+permutations: per frame the work is one assignment per camera plus clustering of the
+detections that fit nobody.
+
+Speed: the decisions are those of going frame by frame, but the work is done for many frames
+at once (tests check both against the frame-by-frame way):
+
+- people are followed in chunks of :data:`_CHUNK` frames with one prediction; then each
+  frame's prediction from the tracks as they are after the frames before is checked to give
+  the same assignment, and the chunk ends before the first frame where it does not (L5: 23
+  chunks for 300 frames); a chunk also ends where people start or resume;
+- the hands of all frames are assigned in rounds (:func:`_assign_hands`): the costs against
+  the arms once, against the hands' previous 3D only where the frames before changed, and
+  only frames whose assigned views changed are verified again (L5: all 300 frames verified
+  once, then 41, 13, 9, ... frames);
+- an assignment (:func:`assign_groups`) needs the Hungarian method only where two rows of a
+  camera and frame want the same column (otherwise the rows' minima are optimal);
+- views are triangulated by summing each point's normal equations over its views (one matrix
+  product per camera) and solving the 3x3 systems in closed form: numpy's batched ``solve``
+  and ``det`` cost about a microsecond per system;
+- arrays are processed in blocks of 16 frames or 4096 hands: one pass over all frames at
+  once was 2x slower than blocks (cache misses).
+
+Measured (``benchmarks/bench_people.py --paths people``, CPU seconds of the association,
+this shared 2-core machine at load 4-5, best of two): L3 / L4 / L5 1.31 / 1.92 / 2.05 s
+before, 0.70 / 1.16 / 1.63 s after, the same assignments (L3, L4 identical; L5 one tie
+between two identical detections of one hand taken the other way). What is left is numeric
+work, not Python: undistorting every joint (~0.3 s on L5), following people (~0.5 s),
+verifying every hand's views in 3D (a DLT of all 21 joints for ~35 000 views, ~0.3 s) and the
+hand costs (~0.2 s). The robust triangulation of the same person-hands afterwards costs about
+as much (L5: 1.8 s CPU), so the association adds 80-90 % to a triangulation-only 3D stage,
+not 10 %; with the optimizer it is a small share (README, "Several people").
 
 Over time and per hand (:func:`associate`): people are 3D tracks (with ``propagate=False``
 the per-frame clusters are linked afterwards by :mod:`mvhand.core.tracks3d`, which also
@@ -543,14 +573,15 @@ def _anchor_costs(st: _HandState, cand: np.ndarray, anchors: np.ndarray) -> np.n
     knuckle) of their frame ``anchors (T, S, 2, 3)``: mean distance of the valid anchor
     joints in hand lengths at the anchor's depth; inf where not comparable."""
     proj, z = project_normalized(st.E, anchors)  # (C, T, S, 2, 2), (C, T, S, 2)
+    pz = np.concatenate([proj, z[..., None] / st.hand_len], axis=-1)  # one gather below
     out = np.empty((len(cand), anchors.shape[1]))
     for a in range(0, len(cand), _BLOCK_ROWS):
         n, k = cand[a:a + _BLOCK_ROWS, 0], cand[a:a + _BLOCK_ROWS, 1]
-        c, f = st.cams[n], st.frames[n]
-        obs = st.xy[n, k][:, _HAND_ANCHOR]  # (m, 2, 2)
-        ok = st.w[n, k][:, _HAND_ANCHOR] > 0
-        e = np.linalg.norm(proj[c, f] - obs[:, None], axis=-1) * (z[c, f] / st.hand_len)
-        valid = ok[:, None] & np.isfinite(e)
+        g = pz[st.cams[n], st.frames[n]]  # (m, S, 2, 3)
+        obs = st.xy[n, k][:, None, _HAND_ANCHOR]  # (m, 1, 2, 2)
+        dx, dy = g[..., 0] - obs[..., 0], g[..., 1] - obs[..., 1]
+        e = np.sqrt(dx * dx + dy * dy) * g[..., 2]
+        valid = (st.w[n, k][:, None, _HAND_ANCHOR] > 0) & np.isfinite(e)
         cnt = valid.sum(-1)
         out[a:a + _BLOCK_ROWS] = np.where(cnt > 0, np.where(valid, e, 0.0).sum(-1)
                                           / np.maximum(cnt, 1), np.inf)  # fmt: skip
@@ -1236,21 +1267,26 @@ def associate(rig: Rig, det: Detections2D,
     """
     import time
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rig = rig.subset(det.cameras)
     E = rig.extrinsics
     to_units = 1.0 / UNIT_SCALE_M[rig.units]
     fps = float(det.fps or 30.0)
-    body_xy = _undistort_rows(rig, det.camera, det.body_px)
+    N, B = det.body_px.shape[:2]
+    xy = _undistort_rows(rig, det.camera, np.concatenate(
+        [det.body_px, det.hands_px.reshape(N, -1, 2)], axis=1))  # fmt: skip
+    body_xy, hand_xy = xy[:, :B], xy[:, B:].reshape(det.hands_px.shape)
+    t1 = time.perf_counter()
     body_w = np.where(det.body_scores >= cfg.min_score, det.body_scores, 0.0)
     det_track, body3d, body_views, single = _person_tracks(E, det, body_xy, body_w, cfg,
                                                            to_units, fps)  # fmt: skip
-    hand_xy = _undistort_rows(rig, det.camera, det.hands_px)
+    t2 = time.perf_counter()
     hand_w = np.where(det.hands_scores >= cfg.min_score, det.hands_scores, 0.0)
     st = _HandState(E, det.frame, det.camera, hand_xy, hand_w, det_track,
                     HAND_LENGTH_M * to_units)  # fmt: skip
     K = body3d.shape[1]
     hand3d = _assign_hands(st, body3d, cfg, _KNUCKLE_M * to_units)
+    t3 = time.perf_counter()
     flip = _side_majority(st, K)
     body3d[:, flip] = body3d[:, flip][:, :, BODY_MIRROR]
     sel = (st.hand_track >= 0) & (st.hand_track < K)
@@ -1260,7 +1296,12 @@ def associate(rig: Rig, det: Detections2D,
     T = det.n_frames
     body3d = np.concatenate([body3d, np.full((T, n_only) + body3d.shape[2:], np.nan)], 1)
     body_views = np.concatenate([body_views, np.zeros((T, n_only), np.int64)], 1)
-    info = {"seconds": time.perf_counter() - t0, "body_tracks": K, "hand_only_tracks": n_only,
+    t4 = time.perf_counter()
+    info = {"seconds": t4 - t0, "cpu_seconds": time.process_time() - c0,
+            "seconds_by_step": {"undistortion": round(t1 - t0, 4), "people": round(t2 - t1, 4),
+                                "hands": round(t3 - t2, 4), "hands_without_body":
+                                round(t4 - t3, 4)},
+            "body_tracks": K, "hand_only_tracks": n_only,
             "tracks_flipped_by_majority": int(flip.sum())}  # fmt: skip
     return Association(det_track, st.hand_track, st.hand_side,
                        np.arange(K + n_only) < K, body3d, body_views, single, info)  # fmt: skip
