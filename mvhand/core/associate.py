@@ -1274,7 +1274,7 @@ def associate(rig: Rig, det: Detections2D,
     fps = float(det.fps or 30.0)
     N, B = det.body_px.shape[:2]
     xy = _undistort_rows(rig, det.camera, np.concatenate(
-        [det.body_px, det.hands_px.reshape(N, -1, 2)], axis=1))  # fmt: skip
+        [det.body_px, det.hands_px.reshape(N, 2 * N_JOINTS, 2)], axis=1))  # fmt: skip
     body_xy, hand_xy = xy[:, :B], xy[:, B:].reshape(det.hands_px.shape)
     t1 = time.perf_counter()
     body_w = np.where(det.body_scores >= cfg.min_score, det.body_scores, 0.0)
