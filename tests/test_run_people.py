@@ -134,9 +134,12 @@ def _mm(a, b):
 
 def test_everybody_in_3d_and_the_chosen_person_in_hands3d(two, tmp_path):
     scene, root = two
-    res = _run(scene, root, tmp_path / "out")
+    res = _run(scene, root, tmp_path / "out", [*PEOPLE, "overlay=true"])
     pf = load_people(tmp_path / "out" / "hands3d_people.npz")
     assert pf.result.n_people == 2 and pf.run_id == res.report["run_id"]
+    # the overlays show everybody (one video per camera and the grid)
+    assert sorted(p.name for p in (tmp_path / "out" / "overlay").iterdir()) == [
+        "cam1.mp4", "cam2.mp4", "cam3.mp4", "grid.mp4"]
     # each reconstructed person is one true person, with left and right where they belong
     for p in range(2):
         err = [np.nanmedian(_mm(pf.result.hands3d[:, p], scene.people[:, q])) for q in range(2)]

@@ -363,29 +363,25 @@ def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: 
 
 def _write_people(tx, cfg: PipelineConfig, people: tuple, videos: dict[str, Path],
                   rng: range, rig: Rig, title: str) -> bool:  # fmt: skip
-    """Everybody's file, and (when the viz module offers them) their summary and overlays
-    (in ``overlay/``, instead of the chosen person's); True when the overlays were written."""
+    """Everybody's file, summary and (with ``overlay``) overlays, which then go to
+    ``overlay/`` instead of the chosen person's; True when the overlays were written."""
     from mvhand.io.people import load_people, save_people
+    from mvhand.viz.people import people_summary_figure, write_people_overlays
 
     det, res, slot = people
     save_people(tx.path("hands3d_people"), res, det, frames=rng,
                 primary=int(res.person_ids[slot]), run_id=tx.run_id)  # fmt: skip
-    try:
-        from mvhand.viz import people as viz_people
-    except ImportError:  # pragma: no cover - the viz module is optional here
-        return False
     pf = load_people(tx.path("hands3d_people"))
-    if cfg.summary and hasattr(viz_people, "people_summary_figure"):
-        viz_people.people_summary_figure(pf, tx.path("summary_people"), title=title,
-                                         fps=det.fps, report=res.report)  # fmt: skip
-    if cfg.overlay and hasattr(viz_people, "write_people_overlays"):
-        try:
-            viz_people.write_people_overlays(tx.fresh_folder("overlay"), videos, pf, rig, rng,
-                                             fps=det.fps)  # fmt: skip
-        except MvhandError as exc:
-            log.warning("the people overlays failed: %s", exc)
-        return True
-    return False
+    if cfg.summary:
+        people_summary_figure(pf, tx.path("summary_people"), title=title, fps=det.fps,
+                              report=res.report)  # fmt: skip
+    if not cfg.overlay:
+        return False
+    try:
+        write_people_overlays(tx.fresh_folder("overlay"), videos, pf, rig, rng, fps=det.fps)
+    except MvhandError as exc:
+        log.warning("the people overlays failed: %s", exc)
+    return True
 
 
 def _run_info(videos: dict[str, Path], rng: range, fps: float | None, check: VideoCheck,
