@@ -96,7 +96,7 @@ def command(calib_path: Path, fmt: str, table_path: Path | None, cameras: str | 
 
     Writes OUT/hands3d_people.npz (hands3d (T, P, 2, 21, 3), person_ids (P,), body3d
     (T, P, 17, 3), ...), OUT/report.json and OUT/config.toml (one set, see mvhand.io.runfolder).
-    The same as ``mvhand triangulate --people``.
+    The same as `mvhand triangulate --people`.
     """
     run_people(calib_path, fmt, table_path, cameras, fps, out_dir, config_path, overrides,
                units, inputs)  # fmt: skip
