@@ -141,8 +141,8 @@ class OptimizerConfig:
     )  # fmt: skip
     cv_loss: bool = param(
         True, "Cross-validation also tries the redescending 'cauchy' loss at loss_scale 2, 1.5, "
-        "then 1 (each kept only if the held-out error falls): on the rendered 12-camera "
-        "benchmark with mislabelled views it lowered MPJPE 7.76 -> 6.73 mm (L0), 7.92 -> 6.95 "
+        "1, then 0.7 (each kept only if the held-out error falls): on the rendered 12-camera "
+        "benchmark with mislabelled views it lowered MPJPE 7.76 -> 6.63 mm (L0), 7.92 -> 6.95 "
         "(L1); a fixed cauchy 1.5 would raise the clean synthetic L0 1.53 -> 2.27 mm, where "
         "cross-validation keeps soft_l1 (as on the 4-camera real rigs).",
     )  # fmt: skip
