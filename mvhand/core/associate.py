@@ -572,12 +572,13 @@ def _anchor_costs(st: _HandState, cand: np.ndarray, anchors: np.ndarray) -> np.n
     """Cost ``(M, S)`` of 2D hands ``cand (M, 2)`` against the 3D anchor pairs (wrist,
     knuckle) of their frame ``anchors (T, S, 2, 3)``: mean distance of the valid anchor
     joints in hand lengths at the anchor's depth; inf where not comparable."""
-    proj, z = project_normalized(st.E, anchors)  # (C, T, S, 2, 2), (C, T, S, 2)
+    frames = np.unique(st.frames[cand[:, 0]])  # only the frames asked for
+    proj, z = project_normalized(st.E, anchors[frames])  # (C, F, S, 2, 2), (C, F, S, 2)
     pz = np.concatenate([proj, z[..., None] / st.hand_len], axis=-1)  # one gather below
     out = np.empty((len(cand), anchors.shape[1]))
     for a in range(0, len(cand), _BLOCK_ROWS):
         n, k = cand[a:a + _BLOCK_ROWS, 0], cand[a:a + _BLOCK_ROWS, 1]
-        g = pz[st.cams[n], st.frames[n]]  # (m, S, 2, 3)
+        g = pz[st.cams[n], np.searchsorted(frames, st.frames[n])]  # (m, S, 2, 3)
         obs = st.xy[n, k][:, None, _HAND_ANCHOR]  # (m, 1, 2, 2)
         dx, dy = g[..., 0] - obs[..., 0], g[..., 1] - obs[..., 1]
         e = np.sqrt(dx * dx + dy * dy) * g[..., 2]
