@@ -234,10 +234,17 @@ def _anipose_optim(group, pts: np.ndarray, init: np.ndarray, scores: np.ndarray)
     ok = np.isfinite(init).all(-1)
     if ok.sum() < 2:
         return init
-    res = group.optim_points(pts, init, constraints=BONES.tolist(), scores=scores,
-                             scale_smooth=4, scale_length=2, reproj_error_threshold=15,
-                             n_deriv_smooth=1)  # fmt: skip
     never = ~ok.any(0)  # joints never triangulated: optim_points invents them
+    # aniposelib interpolates its start over time; a joint with no 3D in any frame would stay
+    # NaN ("residuals are not finite"): start it at the hand's mean joint (dropped below)
+    init = init.copy()
+    init[:, never] = np.nanmean(init[ok], axis=0)
+    try:
+        res = group.optim_points(pts, init, constraints=BONES.tolist(), scores=scores,
+                                 scale_smooth=4, scale_length=2, reproj_error_threshold=15,
+                                 n_deriv_smooth=1)  # fmt: skip
+    except ValueError as exc:  # its smoothness scale is 1 / mean motion: a still track -> inf
+        raise MethodSkippedError(f"aniposelib optim_points failed on this hand ({exc})") from exc
     res[:, never] = np.nan
     return res
 
