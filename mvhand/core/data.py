@@ -189,6 +189,26 @@ class Hands3D:
         """A copy with some fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
+    @staticmethod
+    def concatenate(parts: list[Hands3D], names: tuple[str, ...]) -> Hands3D:
+        """The hands of several results of the same frames and cameras side by side (axis H),
+        named ``names``; ``info`` of a single part is kept, else left empty."""
+        cat = [np.concatenate([getattr(p, k) for p in parts], axis=1)
+               for k in ("keypoints3d", "reprojection_error_px", "n_views", "score")]  # fmt: skip
+        views = None
+        if all(p.views is not None for p in parts):
+            k0 = parts[0].views.keypoints
+            kp = Keypoints2D(np.concatenate([p.views.keypoints.keypoints_px for p in parts], 2),
+                             np.concatenate([p.views.keypoints.scores for p in parts], 2),
+                             k0.cameras, names, k0.fps)  # fmt: skip
+            views = Views2D(kp, np.concatenate([p.views.inliers for p in parts], 2),
+                            np.logical_or.reduce([p.views.swapped for p in parts]))
+        bl = None
+        if all(p.bone_lengths is not None for p in parts):
+            bl = np.concatenate([p.bone_lengths for p in parts])
+        return Hands3D(*cat, parts[0].units, names, views, bl,
+                       parts[0].info if len(parts) == 1 else {})  # fmt: skip
+
     def take_hands(self, idx: list[int], names: tuple[str, ...] = HANDS) -> Hands3D:
         """The hands ``idx`` (along axis H), renamed ``names``, with their views and bone
         lengths; ``info`` is kept whole (its per-hand entries name their hands).

@@ -3,9 +3,9 @@
 With ``detect.max_people > 1`` each camera's 2D result carries every person it followed
 (:mod:`mvhand.pipeline.people2d`). Here they are put in one table, associated and reconstructed
 (:func:`mvhand.stages.people.reconstruct_people`: everybody, in ``hands3d_people.npz``), and the
-person named by ``person`` (:func:`choose_person`) gives today's single-person files: their
-associated 2D (:func:`person_keypoints`) goes through the same 3D stage, fit and exports as a
-single-person run, so ``hands3d.npz`` keeps its meaning.
+person named by ``person`` (:func:`choose_person`) gives today's single-person files: every
+person-hand goes through the run's own 3D stage, and the chosen person's associated 2D and 3D
+make ``keypoints2d.npz``, ``hands3d.npz``, the fit and the exports, so they keep their meaning.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import warnings
 
 import numpy as np
 
-from mvhand.core.data import HANDS, Hands3D, Keypoints2D
+from mvhand.core.data import HANDS
 from mvhand.core.people import Detections2D, PeopleResult, empty_detections
-from mvhand.core.skeleton import N_JOINTS, bone_lengths
+from mvhand.core.skeleton import bone_lengths
 from mvhand.errors import ConfigError
 from mvhand.pipeline.camera2d import Camera2D
 from mvhand.pipeline.config import parse_person
@@ -68,40 +68,16 @@ def choose_person(res: PeopleResult, rule: str) -> int | None:
     return int(np.lexsort((-res.body_n_views.sum(0), -views))[0])
 
 
-def person_keypoints(det: Detections2D, res: PeopleResult, slots: list[int]) -> Keypoints2D:
-    """The 2D that the association gave to the people ``slots``: ``(C, T, 2 * len(slots),
-    21)`` (person k's left hand at 2k, right at 2k + 1), each view's hand in the side decided
-    in 3D (``det_side``), NaN elsewhere; hands named ``p<id>_left`` / ``p<id>_right``."""
-    C, T = det.n_cameras, det.n_frames
-    kp = np.full((C, T, 2 * len(slots), N_JOINTS, 2), np.nan)
-    sc = np.zeros((C, T, 2 * len(slots), N_JOINTS))
-    for k, slot in enumerate(slots):
-        n, j = np.nonzero(res.det_hand_person == slot)
-        side = res.det_side[n, j]
-        ok = side >= 0
-        n, j, h = n[ok], j[ok], 2 * k + side[ok]
-        kp[det.camera[n], det.frame[n], h] = det.hands_px[n, j]
-        sc[det.camera[n], det.frame[n], h] = det.hands_scores[n, j]
-    names = tuple(f"p{res.person_ids[s]}_{side}" for s in slots for side in HANDS)
-    return Keypoints2D(kp, sc, det.cameras, names, det.fps)
-
-
-def with_3d(res: PeopleResult, h3: Hands3D, cfg: PeopleConfig) -> PeopleResult:
-    """``res`` with every person-hand's 3D from the 3D stage (``h3``: ``2P`` hands in slot
-    order), and the report's per-person figures, suspected switches and ambiguous frames
-    computed again from it."""
-    T, P = res.n_frames, res.n_people
-    new = dataclasses.replace(
-        res, hands3d=h3.keypoints3d.reshape(T, P, 2, N_JOINTS, 3),
-        hands_n_views=h3.n_views.reshape(T, P, 2, N_JOINTS),
-        hands_reprojection_error_px=h3.reprojection_error_px.reshape(T, P, 2, N_JOINTS))
-    fps = float(h3.views.keypoints.fps or 30.0) if h3.views is not None else 30.0
+def refresh_figures(res: PeopleResult, cfg: PeopleConfig, fps: float | None = None
+                    ) -> PeopleResult:  # fmt: skip
+    """``res`` with the report's per-person figures, suspected switches and ambiguous frames
+    computed again from its 3D (after people were merged)."""
     report = dict(res.report)
-    report["people"] = [{**p, **_person_figures(new, k)}
-                        for k, p in enumerate(res.report["people"])]
-    report["suspected_identity_switches"] = _switches(new, cfg, fps)
-    report["ambiguous_frames"] = _ambiguous(new, cfg)
-    return dataclasses.replace(new, report=report)
+    report["people"] = [{**p, **_person_figures(res, k)}
+                        for k, p in enumerate(res.report["people"])]  # fmt: skip
+    report["suspected_identity_switches"] = _switches(res, cfg, float(fps or 30.0))
+    report["ambiguous_frames"] = _ambiguous(res, cfg)
+    return dataclasses.replace(res, report=report)
 
 
 def _person_figures(res: PeopleResult, p: int) -> dict:

@@ -268,41 +268,64 @@ def _check_any_hand(kp: Keypoints2D) -> None:
 
 def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig: Rig,
             cfg: PipelineConfig, progress: Progress) -> tuple:  # fmt: skip
-    """Everybody associated, every person-hand through the 3D stage; the chosen person's 2D
-    and 3D as the run's single-person result, and (detections, people result, slot)."""
+    """Everybody associated, each person through the run's 3D stage on their own (so one
+    person's noise does not set another's weights); the chosen person's 2D and 3D as the
+    run's single-person result, and (detections, people, slot)."""
     from mvhand.core.people import lone_hand_pairs, merge_people
-    from mvhand.pipeline.people import choose_person, gather_detections, person_keypoints, with_3d
+    from mvhand.pipeline.people import choose_person, gather_detections, refresh_figures
     from mvhand.stages.people import reconstruct_people
-    from mvhand.stages.reconstruct import ReconstructResult
 
     det = gather_detections(results, n_frames, fps)
-    progress("people", "all", 0, 1)
-    res = reconstruct_people(rig, det, cfg.people)
+    done: list = []  # one ReconstructResult per person slot
+
+    def stage3d(rig_: Rig, kp: Keypoints2D) -> Hands3D:
+        _check_any_hand(kp)
+        P = kp.keypoints_px.shape[2] // 2
+        for p in range(P):
+            progress("3d", "all", p, P)
+            done.append(run_reconstruct(kp.take_hands([2 * p, 2 * p + 1]), rig_,
+                                        cfg.reconstruct))  # fmt: skip
+        progress("3d", "all", P, P)
+        return Hands3D.concatenate([d.hands3d for d in done], kp.hands)
+
+    res = reconstruct_people(rig, det, cfg.people, stage3d)
+    for w in res.report["warnings"]:
+        log.warning(w)
+    source = [(p, p) for p in range(res.n_people)]  # the result giving each slot's hands
     pairs = lone_hand_pairs(res)
     if pairs:  # one person's two hands, no body in view: one person
         log.info("hand-only people %s are one person's left and right hands", pairs)
-        res = merge_people(res, pairs)
-    progress("people", "all", 1, 1)
-    for w in res.report["warnings"]:
-        log.warning(w)
-    slot = choose_person(res, cfg.person)
-    if slot is None:
-        raise InputError("no person was seen by two cameras at once, so there is nothing to "
-                         "reconstruct; see the warnings above")  # fmt: skip
-    kp_all = person_keypoints(det, res, list(range(res.n_people)))
-    _check_any_hand(kp_all)
-    progress("3d", "all", 0, 1)
-    rec_all = run_reconstruct(kp_all, rig, cfg.reconstruct)
-    progress("3d", "all", 1, 1)
-    res = with_3d(res, rec_all.hands3d, cfg.people)
+        for a, b in pairs:
+            source[a] = (a, b)
+        gone = {b for _, b in pairs}
+        source = [s for p, s in enumerate(source) if p not in gone]
+        res = refresh_figures(merge_people(res, pairs), cfg.people, fps)
     for s in res.report["suspected_identity_switches"]:
         log.warning("person %d's %s hand moves at %.1f m/s at frame %d: a suspected identity "
                     "switch or a wrong association; check the overlays", s["person"], s["hand"],
                     s["speed_mps"], s["frame"])  # fmt: skip
-    mine = [2 * slot, 2 * slot + 1]
-    rec = ReconstructResult(rec_all.hands3d.take_hands(mine),
-                            rec_all.triangulated.take_hands(mine), rec_all.timings_s)
-    return kp_all.take_hands(mine), rec, (det, res, slot)
+    slot = choose_person(res, cfg.person)
+    if slot is None or not done:
+        raise InputError("no person was seen by two cameras at once, so there is nothing to "
+                         "reconstruct; see the warnings above")  # fmt: skip
+    rec = _hands_of(done, *source[slot])
+    return rec.hands3d.views.keypoints, rec, (det, res, slot)
+
+
+def _hands_of(done: list, left: int, right: int):
+    """The 3D stage's result of one person: slot ``left``'s left hand and ``right``'s right
+    (the same slot, unless two hand-only people were merged)."""
+    from mvhand.stages.reconstruct import ReconstructResult
+
+    if left == right:
+        return done[left]
+    a, b = done[left], done[right]
+    return ReconstructResult(
+        Hands3D.concatenate([a.hands3d.take_hands([0], ("left",)),
+                             b.hands3d.take_hands([1], ("right",))], ("left", "right")),
+        Hands3D.concatenate([a.triangulated.take_hands([0], ("left",)),
+                             b.triangulated.take_hands([1], ("right",))], ("left", "right")),
+        a.timings_s)
 
 
 def _refine(folder, videos, rng, kp, rec, rig, cfg, results, factory, use_cache, progress):

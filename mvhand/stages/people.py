@@ -11,10 +11,10 @@ association's verified per-frame triangulation. ``people_report`` says what was 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,18 +23,12 @@ import numpy as np
 from mvhand.config import param
 from mvhand.core.associate import Association, AssociationConfig, associate
 from mvhand.core.camera import UNIT_SCALE_M, Rig
-from mvhand.core.data import Keypoints2D
+from mvhand.core.data import Hands3D, Keypoints2D
 from mvhand.core.people import Detections2D, PeopleResult
 from mvhand.core.skeleton import N_JOINTS, bone_lengths
 from mvhand.core.triangulate import TriangulationConfig, triangulate
 
 log = logging.getLogger(__name__)
-
-
-def _default_optimizer():
-    from mvhand.core.optimize import OptimizerConfig
-
-    return OptimizerConfig(enabled=False)
 
 
 @dataclass(frozen=True)
@@ -108,29 +102,37 @@ def _person_keypoints(det: Detections2D, assoc: Association, kept: np.ndarray
     return Keypoints2D(kp, sc, det.cameras, names, det.fps), slot[assoc.det_track], hs, det_side
 
 
-def _optimize(rig: Rig, hands3d, fps: float | None):
-    """The optimizer on the triangulated hands; accepts its old and its new signature."""
-    from mvhand.core.optimize import OptimizerConfig, optimize
+#: The 3D stage every person-hand's associated 2D goes through: ``(rig, keypoints (C, T, 2P,
+#: 21)) -> Hands3D`` (``mvhand run`` passes its own: triangulation and optimizer as configured).
+Stage3D = Callable[[Rig, Keypoints2D], Hands3D]
 
-    cfg = OptimizerConfig()
-    params = inspect.signature(optimize).parameters
-    if "init_hands3d" in params or len(params) <= 4:
-        return optimize(rig, hands3d, cfg, fps)
-    v = hands3d.views
-    res = optimize(rig, v.keypoints.keypoints_px, v.keypoints.scores, hands3d.keypoints3d,
-                   v.inliers, cfg, fps=fps)  # fmt: skip
-    return hands3d.replace(keypoints3d=res.points3d, n_views=res.n_views,
-                           reprojection_error_px=res.reprojection_error_px, score=res.score)
+
+def default_stage3d(cfg: PeopleConfig, fps: float | None) -> Stage3D:
+    """The robust triangulation (left/right is already decided in 3D, so its per-view swap
+    repair is off) and, with ``cfg.optimize``, the optimizer with its default settings."""
+    tri_cfg = dataclasses.replace(cfg.triangulation, swap_repair=False)
+
+    def run(rig: Rig, kp: Keypoints2D) -> Hands3D:
+        h3 = triangulate(rig, kp, tri_cfg)
+        if not cfg.optimize:
+            return h3
+        from mvhand.core.optimize import OptimizerConfig, optimize
+
+        return optimize(rig, h3, OptimizerConfig(), fps)
+
+    return run
 
 
 def reconstruct_people(rig: Rig, detections: Detections2D,
-                       cfg: PeopleConfig = PeopleConfig()) -> PeopleResult:  # fmt: skip
+                       cfg: PeopleConfig = PeopleConfig(),
+                       stage3d: Stage3D | None = None) -> PeopleResult:  # fmt: skip
     """Associate and reconstruct everybody's hands and arms.
 
     Args:
         rig: the calibration (holds ``detections.cameras``; any order); 3D in its units.
         detections: every camera's person detections.
         cfg: the stage's settings.
+        stage3d: the 3D stage of the person-hands (None: :func:`default_stage3d`).
 
     Returns:
         The :class:`PeopleResult`, with ``report`` from :func:`people_report`.
@@ -143,14 +145,9 @@ def reconstruct_people(rig: Rig, detections: Detections2D,
     kept = _select_tracks(assoc, detections, cfg, warn)
     kp, det_person, det_hand, det_side = _person_keypoints(detections, assoc, kept)
     P, T = len(kept), detections.n_frames
-    tri_cfg = dataclasses.replace(cfg.triangulation, swap_repair=False)
     if P:
-        h3 = triangulate(rig, kp, tri_cfg)
-        if cfg.optimize:
-            h3 = _optimize(rig, h3, detections.fps)
-        pts = getattr(h3, "keypoints3d", None)
-        pts = h3.points3d if pts is None else pts
-        hands = pts.reshape(T, P, 2, N_JOINTS, 3)
+        h3 = (stage3d or default_stage3d(cfg, detections.fps))(rig, kp)
+        hands = h3.keypoints3d.reshape(T, P, 2, N_JOINTS, 3)
         nv = h3.n_views.reshape(T, P, 2, N_JOINTS)
         err = h3.reprojection_error_px.reshape(T, P, 2, N_JOINTS)
     else:
