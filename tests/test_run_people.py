@@ -337,3 +337,24 @@ def test_lone_hand_pairs_need_shared_rows_and_nearby_wrists():
     assert merged.person_ids.tolist() == [4, 6]
     np.testing.assert_array_equal(merged.hands3d[:, 0, 1], h[:, 1, 1])
     np.testing.assert_array_equal(merged.det_hand_person, [[0, 0]] * 6 + [[-1, 1]] * 6)
+
+
+def test_fast_wrist_runs_are_one_event_each():
+    """A jump to another place and back is one event of two steps; a long fast movement is one
+    event of many steps; slow motion none."""
+    from mvhand.core.people import PeopleResult
+    from mvhand.stages.people import PeopleConfig, _switches
+
+    T = 40
+    h = np.zeros((T, 1, 2, 21, 3))
+    h[:, 0, 1, :, 0] = np.arange(T)[:, None] * 0.01  # right hand: 0.3 m/s at 30 fps
+    h[10, 0, 1] += 1.0  # one frame 1 m away: out and back
+    h[25:31, 0, 0, :, 0] = (np.arange(6) * 0.2)[:, None]  # left hand: 6 m/s for 5 steps
+    h[31:, 0, 0, :, 0] = 1.0
+    res = PeopleResult(h, np.ones((T, 1, 2, 21)), np.ones((T, 1, 2, 21)),
+                       np.full((T, 1, 17, 3), np.nan), np.zeros((T, 1)), np.array([3]),
+                       np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)))  # fmt: skip
+    events = sorted(_switches(res, PeopleConfig(), 30.0), key=lambda e: e["hand"])
+    assert [(e["hand"], e["frames"], e["steps"]) for e in events] == [
+        ("left", [25, 31], 5), ("right", [9, 12], 2)]
+    assert events[1]["frame"] in (10, 11) and events[0]["speed_mps"] == 6.0

@@ -301,8 +301,10 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
         source = [s for p, s in enumerate(source) if p not in gone]
         res = refresh_figures(merge_people(res, pairs), cfg.people, fps)
     for s in res.report["suspected_identity_switches"]:
-        log.warning("person %d's %s hand moves at %.1f m/s at frame %d: a suspected identity "
-                    "switch or a wrong association; check the overlays", s["person"], s["hand"],
+        log.warning("person %d's %s hand moves faster than %.0f m/s over frames %d-%d (%.1f m/s "
+                    "at frame %d): a suspected identity switch, a wrong association or a very "
+                    "fast movement; check the overlays", s["person"], s["hand"],
+                    cfg.people.max_wrist_speed_mps, s["frames"][0], s["frames"][1] - 1,
                     s["speed_mps"], s["frame"])  # fmt: skip
     slot = choose_person(res, cfg.person)
     if slot is None or not done:

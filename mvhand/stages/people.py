@@ -170,7 +170,10 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _switches(res: PeopleResult, cfg: PeopleConfig, fps: float) -> list[dict[str, Any]]:
-    """Wrist jumps faster than ``max_wrist_speed_mps`` between consecutive valid frames."""
+    """Wrist moves faster than ``max_wrist_speed_mps`` between consecutive valid frames, one
+    entry per run of such steps: ``frame`` of the fastest, ``frames`` [first, last + 1), its
+    ``speed_mps`` and the number of ``steps`` (a jump to another person and back is one or
+    two steps; a long run is more likely a fast movement)."""
     to_m = UNIT_SCALE_M[res.units]
     out = []
     wrist = res.hands3d[:, :, :, 0]  # (T, P, 2, 3)
@@ -181,9 +184,13 @@ def _switches(res: PeopleResult, cfg: PeopleConfig, fps: float) -> list[dict[str
                 continue
             v = np.linalg.norm(np.diff(wrist[t, p, s], axis=0), axis=-1) * to_m * fps
             v /= np.diff(t)
-            for i in np.flatnonzero(v > cfg.max_wrist_speed_mps):
+            fast = np.flatnonzero(v > cfg.max_wrist_speed_mps)
+            for run in np.split(fast, np.flatnonzero(np.diff(fast) > 1) + 1) if len(fast) else []:
+                i = int(run[np.argmax(v[run])])
+                span = [int(t[run[0]]), int(t[run[-1] + 1]) + 1]
                 out.append({"person": int(res.person_ids[p]), "hand": side,
-                            "frame": int(t[i + 1]), "speed_mps": round(float(v[i]), 2)})
+                            "frame": int(t[i + 1]), "frames": span,
+                            "speed_mps": round(float(v[i]), 2), "steps": len(run)})
     return out
 
 
