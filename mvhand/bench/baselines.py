@@ -174,7 +174,7 @@ def _paper_window(hand, active: np.ndarray, cams, x0: np.ndarray) -> np.ndarray:
                 + w_shape * float(res @ res) / n_shape)  # fmt: skip
         return cost, np.where(active[..., None], g, 0.0).ravel()
 
-    from mvhand.fit.solver import single_threaded_blas
+    from mvhand.core.optimize.solver import single_threaded_blas
 
     with single_threaded_blas():  # L-BFGS-B's small products: BLAS threads only spin
         res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",

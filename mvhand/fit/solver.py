@@ -12,30 +12,14 @@ iterations run on mvhand's one Levenberg-Marquardt core
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_solve_banded, cholesky_banded
 
-from mvhand.core.optimize.solver import Damping
+from mvhand.core.optimize.solver import Damping, single_threaded_blas
 from mvhand.core.optimize.solver import levenberg_marquardt as lm_core
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Run BLAS/LAPACK on one thread (the systems here are small: threads only add overhead,
-    and on a busy machine OpenBLAS's spinning threads slow small banded solves by 1000x).
-    Uses threadpoolctl when installed, else does nothing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
 
 #: ``(x, s, with_jacobian) -> (r (N, R), J (N, R, P) | None, Js (N, R, S) | None)``
 DataFn = Callable[[np.ndarray, np.ndarray, bool], tuple]
