@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_viz_overlay import _read_frame
 
 from mvhand.bench.synth import SynthConfig, score_people, synthesize_people
 from mvhand.cli.main import cli
@@ -222,15 +223,6 @@ def _write_videos(folder, rig: Rig, n_frames: int) -> dict:
     return videos
 
 
-def _frame_of(path, t: int) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    for _ in range(t + 1):
-        ok, bgr = cap.read()
-    cap.release()
-    assert ok
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def test_write_people_overlays_videos(world, tmp_path):
     rig, pf = world["rig"], world["people"]
     videos = _write_videos(tmp_path / "videos", rig, N_FRAMES)
@@ -240,7 +232,7 @@ def test_write_people_overlays_videos(world, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
     cap.release()
     t = 7  # the video's frame t shows the boxes drawn for result frame t
-    image = _frame_of(paths[2], t)
+    image = _read_frame(paths[2], t)
     _, boxes = _draw(world, 2, t, reproject=False)
     hits = []
     for b in boxes:
