@@ -14,6 +14,8 @@ Filament renderer runs on the GPU.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,13 @@ INSTALL_HINT = (
 
 
 def require_open3d() -> Any:
-    """Import and return ``open3d``; MissingDependencyError saying what to install if it fails."""
+    """Import and return ``open3d``; MissingDependencyError saying what to install if it fails.
+
+    On a headless machine without a session (no ``XDG_RUNTIME_DIR``) Open3D's renderer prints
+    "XDG_RUNTIME_DIR is invalid" on every start; a private temporary folder is set instead.
+    """
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="mvhand-xdg-")  # mode 0700
     try:
         import open3d
     except ImportError as exc:  # the package, or a system library it loads, is missing
