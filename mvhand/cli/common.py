@@ -43,7 +43,9 @@ def print_reconstruction_summary(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     rec = report["reconstruction"]
-    table = Table(title=f"3D hands ({rec['frames']} frames, units {rec['units']})")
+    who = report.get("people", {}).get("person", {}).get("id")
+    whose = "" if who is None else f" of person {who}"
+    table = Table(title=f"3D hands{whose} ({rec['frames']} frames, units {rec['units']})")
     for col in ("hand", "frames (all joints)", "joints reconstructed", "median reproj. px",
                 "median views"):  # fmt: skip
         table.add_column(col)
