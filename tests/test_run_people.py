@@ -358,3 +358,19 @@ def test_fast_wrist_runs_are_one_event_each():
     assert [(e["hand"], e["frames"], e["steps"]) for e in events] == [
         ("left", [25, 31], 5), ("right", [9, 12], 2)]
     assert events[1]["frame"] in (10, 11) and events[0]["speed_mps"] == 6.0
+
+
+def test_people_3d_stage_on_worker_processes_gives_the_same_result(two, tmp_path):
+    """Each person's 3D stage (with the optimizer) on 2 spawned processes: bit-identical to
+    running them one after the other in this process."""
+    scene, root = two
+    opt = ["detect.max_people=3", "reconstruct.optimizer.weight_selection='fixed'"]
+    one = _run(scene, root, tmp_path / "out", [*opt, "workers=1"])
+    a = load_people(tmp_path / "out" / "hands3d_people.npz").result.hands3d
+    # the 2D comes from the cache (no camera workers), the people's 3D from 2 processes
+    two_ = _run(scene, root, tmp_path / "out", [*opt, "workers=2"])
+    assert two_.reused == scene.rig.names
+    np.testing.assert_array_equal(one.hands3d.keypoints3d, two_.hands3d.keypoints3d)
+    b = load_people(tmp_path / "out" / "hands3d_people.npz").result.hands3d
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a).mean() > 0.9

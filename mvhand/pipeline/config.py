@@ -86,9 +86,10 @@ class PipelineConfig:
                               "calibration's (metres if it records none)",
                               choices=("m", "cm", "mm"))  # fmt: skip
     workers: int = param(
-        1, "worker processes for the per-camera 2D work (0: one per CPU core available, at "
-        "most one per camera; 1: in this process; `mvhand run` defaults to 0); results are "
-        "the same for any number", ge=0)
+        1, "worker processes for the per-camera 2D work and, with several people, the 3D "
+        "stage of each person (0: one per CPU core available, at most one per camera or "
+        "person; 1: in this process; `mvhand run` defaults to 0); results are the same for "
+        "any number", ge=0)
 
 
 def load_pipeline(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()

@@ -33,7 +33,7 @@ from mvhand.pipeline.config import PipelineConfig, frontend_dict
 from mvhand.pipeline.fit import write_fit
 from mvhand.pipeline.people import people_section
 from mvhand.pipeline.report import assemble, collect_warnings, reconstruction_section
-from mvhand.pipeline.workers import compute_cameras_2d
+from mvhand.pipeline.workers import compute_cameras_2d, map_processes, resolve_workers
 from mvhand.stages.reconstruct import reconstruction_report, run_reconstruct
 
 log = logging.getLogger(__name__)
@@ -281,11 +281,10 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
     def stage3d(rig_: Rig, kp: Keypoints2D) -> Hands3D:
         _check_any_hand(kp)
         P = kp.keypoints_px.shape[2] // 2
-        for p in range(P):
-            progress("3d", "all", p, P)
-            done.append(run_reconstruct(kp.take_hands([2 * p, 2 * p + 1]), rig_,
-                                        cfg.reconstruct))  # fmt: skip
-        progress("3d", "all", P, P)
+        jobs = [(kp.take_hands([2 * p, 2 * p + 1]), rig_, cfg.reconstruct) for p in range(P)]
+        progress("3d", "all", 0, P)
+        done.extend(map_processes(_reconstruct_job, jobs, resolve_workers(cfg.workers, P),
+                                  lambda k: progress("3d", "all", k, P)))  # fmt: skip
         return Hands3D.concatenate([d.hands3d for d in done], kp.hands)
 
     res = reconstruct_people(rig, det, cfg.people, stage3d)
@@ -312,6 +311,12 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
                          "reconstruct; see the warnings above")  # fmt: skip
     rec = _hands_of(done, *source[slot])
     return rec.hands3d.views.keypoints, rec, (det, res, slot)
+
+
+def _reconstruct_job(job: tuple):
+    """One person's 3D stage (module level, so that worker processes can run it)."""
+    kp, rig, cfg = job
+    return run_reconstruct(kp, rig, cfg)
 
 
 def _hands_of(done: list, left: int, right: int):

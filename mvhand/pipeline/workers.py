@@ -53,6 +53,30 @@ def resolve_workers(requested: int, n_tasks: int) -> int:
     return max(1, min(n, n_tasks))
 
 
+def map_processes(fn: Callable[[Any], Any], items: list[Any], n_workers: int,
+                  done: Callable[[int], None] | None = None) -> list[Any]:  # fmt: skip
+    """``[fn(x) for x in items]``, on ``n_workers`` spawned processes when more than one
+    (``fn`` and the items must pickle; numeric work only: no models, no files). ``done(k)``
+    is called as results arrive, with their count."""
+    if n_workers <= 1 or len(items) <= 1:
+        out = []
+        for x in items:
+            out.append(fn(x))
+            if done:
+                done(len(out))
+        return out
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, x) for x in items]
+        out = []
+        for f in futures:
+            out.append(f.result())
+            if done:
+                done(len(out))
+        return out
+
+
 @dataclass(frozen=True)
 class CameraTask:
     """One camera's 2D front-end: everything a worker needs (picklable).
