@@ -65,7 +65,8 @@ class _Bars:
 @click.option("--no-cache", is_flag=True, help="Recompute every camera's 2D result even if "
               "OUT/cache holds one for the same settings and videos.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes "
-              "for the per-camera 2D work (0: one per CPU core; 1: no extra process). Default: "
+              "for the per-camera 2D work and, with several people, each person's 3D stage "
+              "(0: one per CPU core; 1: no extra process). Default: "
               "the pipeline's `workers` if set to other than 1, else one per core.")
 @click.option("--max-people", type=click.IntRange(1, 32), default=None,
               help="People followed per camera (detect.max_people). 1: the paper's single-"
