@@ -67,6 +67,8 @@ class SequenceScores:
         err2d_all_px: ``(C, T, 2, 21)`` 2D predictions against the dense 2D truth of every
             frame (``truth_2d.npz``, rendered sets), visible joints only (NaN elsewhere).
         err2d_hidden_px: the same for the joints that are in the image but hidden.
+        err2d_used_all_px: like ``err2d_all_px`` for the 2D the 3D prediction was computed
+            from (``hands3d.npz``'s views: after the left/right swap repair), when it has them.
     """
 
     sequence: str
@@ -82,6 +84,7 @@ class SequenceScores:
     notes: list[str] = field(default_factory=list)
     err2d_all_px: np.ndarray | None = None
     err2d_hidden_px: np.ndarray | None = None
+    err2d_used_all_px: np.ndarray | None = None
 
 
 def _fit_frames(points: np.ndarray, n_frames: int, what: str, notes: list[str]) -> np.ndarray:
@@ -188,9 +191,11 @@ def score_sequence(seq: SequenceData, pred3d: Hands3D | None = None,
                    time_s: float | None = None) -> SequenceScores:  # fmt: skip
     """Score a sequence's 3D and/or 2D predictions (either may be None)."""
     notes: list[str] = []
-    err = pa = reproj = None
+    err = pa = reproj = used = None
     if pred3d is not None:
         err, pa, reproj = score_3d(seq, pred3d, cfg, notes)
+        if pred3d.views is not None:
+            used, _ = score_2d_dense(seq, pred3d.views.keypoints, cfg, notes)
     err2d = oks = conf = None
     n_gt = 0
     dense = hidden = None
@@ -200,7 +205,7 @@ def score_sequence(seq: SequenceData, pred3d: Hands3D | None = None,
     for note in dict.fromkeys(notes):
         log.warning("%s: %s", seq.name, note)
     return SequenceScores(seq.name, seq.info.level, err, pa, reproj, err2d, oks, conf, n_gt,
-                          time_s, list(dict.fromkeys(notes)), dense, hidden)  # fmt: skip
+                          time_s, list(dict.fromkeys(notes)), dense, hidden, used)  # fmt: skip
 
 
 def missed_3d(seq: SequenceData) -> Hands3D:
@@ -252,8 +257,9 @@ def summarize(scores: list[SequenceScores], cfg: EvalConfig = DEFAULT_EVAL) -> d
     Keys: ``mpjpe_mm``, ``pa_mpjpe_mm``, ``mpck3d``, ``pck3d@<t>mm``, ``completeness3d``,
     ``reproj_px``, ``mje_px``, ``mpck2d``, ``pck2d@<t>px``, ``ap``, ``time_s`` (sum); with a
     dense 2D truth (rendered sets) ``mje_all_px``, ``mpck2d_all`` and ``found2d_all`` (every
-    frame, visible joints) and ``mje_hidden_px`` (joints hidden in the view); each NaN when it
-    does not apply.
+    frame, visible joints), ``mje_hidden_px`` (joints hidden in the view) and
+    ``mje_used_all_px`` (the 2D the 3D was computed from, after its swap repair); each NaN
+    when it does not apply.
     """
     out: dict[str, float] = {}
     e3 = _concat([s.err3d_mm for s in scores])
@@ -277,6 +283,8 @@ def summarize(scores: list[SequenceScores], cfg: EvalConfig = DEFAULT_EVAL) -> d
     out["found2d_all"] = (100 * metrics.completeness(dense)) if dense is not None else np.nan
     hidden = _concat([s.err2d_hidden_px for s in scores])
     out["mje_hidden_px"] = metrics.mean_error(hidden) if hidden is not None else np.nan
+    used = _concat([s.err2d_used_all_px for s in scores])
+    out["mje_used_all_px"] = metrics.mean_error(used) if used is not None else np.nan
     times = [s.time_s for s in scores if s.time_s is not None]
     out["time_s"] = float(sum(times)) if times else np.nan
     return out

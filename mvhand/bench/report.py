@@ -42,6 +42,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("mpck2d_all", "mPCK2D all %", 1),
     ("found2d_all", "2D found all %", 1),
     ("mje_hidden_px", "2D MJE hidden px", 1),
+    ("mje_used_all_px", "2D MJE used by 3D px", 1),
     ("time_s", "time s", 2),
 )
 

@@ -45,7 +45,8 @@ def print_summary(results, by: str = "level", title: str = "benchmark") -> None:
     cols = [("mpjpe_mm", "MPJPE mm"), ("pa_mpjpe_mm", "PA-MPJPE mm"), ("mpck3d", "mPCK3D %"),
             ("completeness3d", "3D found %"), ("reproj_px", "reproj. px"), ("mje_px", "2D MJE px"),
             ("mpck2d", "mPCK2D %"), ("ap", "AP"), ("mje_all_px", "2D MJE all px"),
-            ("mje_hidden_px", "2D MJE hidden px"), ("time_s", "time s")]  # fmt: skip
+            ("mje_hidden_px", "2D MJE hidden px"), ("mje_used_all_px", "2D MJE used by 3D px"),
+            ("time_s", "time s")]  # fmt: skip
     cols = [c for c in cols if any(not math.isnan(r[c[0]]) for r in rows)]
     table = Table(title=title)
     for name in ["method", by, *[c[1] for c in cols]]:
