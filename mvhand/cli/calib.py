@@ -148,6 +148,8 @@ _STEP = click.option("--every", "step", type=click.IntRange(min=1), default=1, s
                      help="Look at every N-th video frame only.")
 _MAX_FRAMES = click.option("--max-frames", type=click.IntRange(min=1), default=None,
                            help="Look at the first N frames of each video only.")
+_MODEL = click.option("--model", type=click.Choice(["pinhole", "fisheye"]), default="pinhole",
+                      show_default=True, help="Lens model.")
 
 
 def _board(path: Path):
@@ -188,8 +190,7 @@ def _print_extrinsics(ex) -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_BOARD
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output TOML.")
-@click.option("--model", type=click.Choice(["pinhole", "fisheye"]), default="pinhole",
-              show_default=True, help="Lens model.")
+@_MODEL
 @click.option("--max-views", type=click.IntRange(min=4), default=40, show_default=True,
               help="Views kept per camera by the frame selection.")
 @click.option("--coverage", "coverage_dir", type=click.Path(path_type=Path), default=None,
@@ -257,8 +258,7 @@ def extrinsics(videos: tuple[Path, ...], board_path: Path, intr_path: Path, out:
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_BOARD
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output TOML.")
-@click.option("--model", type=click.Choice(["pinhole", "fisheye"]), default="pinhole",
-              show_default=True, help="Lens model.")
+@_MODEL
 @click.option("--max-views", type=click.IntRange(min=4), default=40, show_default=True,
               help="Views kept per camera for the intrinsics.")
 @click.option("--refine-intrinsics/--fixed-intrinsics", default=True, show_default=True,

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mvhand.core.camera import UNIT_SCALE_M
 from mvhand.core.skeleton import N_JOINTS
 
 #: COCO-17 body joints, the body layout of :class:`Detections2D`.
@@ -81,6 +82,9 @@ class Detections2D:
     n_frames: int
     fps: float | None = None
 
+    #: The per-row arrays, in the constructor's order (files store them as ``det_<name>``).
+    ARRAYS = ("camera", "frame", "body_px", "body_scores", "hands_px", "hands_scores", "source")
+
     def __post_init__(self) -> None:
         cam = np.asarray(self.camera, dtype=np.int64).reshape(-1)
         n = len(cam)
@@ -122,9 +126,8 @@ class Detections2D:
     def take(self, rows: np.ndarray) -> Detections2D:
         """The rows ``rows`` (indices or a boolean mask), same cameras and frames."""
         r = np.asarray(rows)
-        return Detections2D(self.camera[r], self.frame[r], self.body_px[r], self.body_scores[r],
-                            self.hands_px[r], self.hands_scores[r], self.source[r],
-                            self.cameras, self.n_frames, self.fps)  # fmt: skip
+        return Detections2D(*(getattr(self, k)[r] for k in self.ARRAYS), self.cameras,
+                            self.n_frames, self.fps)  # fmt: skip
 
     def reorder_cameras(self, names: tuple[str, ...] | list[str]) -> Detections2D:
         """The same rows with cameras renumbered to the order ``names`` (a permutation)."""
@@ -144,9 +147,7 @@ class Detections2D:
         a = parts[0]
         if any(p.cameras != a.cameras or p.n_frames != a.n_frames for p in parts):
             raise ValueError("tables to concatenate need the same cameras and n_frames")
-        cat = [np.concatenate([getattr(p, k) for p in parts]) for k in
-               ("camera", "frame", "body_px", "body_scores", "hands_px", "hands_scores",
-                "source")]  # fmt: skip
+        cat = [np.concatenate([getattr(p, k) for p in parts]) for k in Detections2D.ARRAYS]
         return Detections2D(*cat, a.cameras, a.n_frames, a.fps)
 
 
@@ -231,7 +232,7 @@ def lone_hand_pairs(res: PeopleResult, min_shared: float = 0.5,
     track's left and right) -- at least ``min_shared`` of the rows of the one seen less -- and
     their wrists stay within ``max_distance_m`` (median over the frames with both).
     """
-    to_m = {"m": 1.0, "cm": 0.01, "mm": 0.001}[res.units]
+    to_m = UNIT_SCALE_M[res.units]
     lone = ~(res.body_n_views > 0).any(0)  # (P,)
     has = np.isfinite(res.hands3d[:, :, :, 0]).all(-1).any(0)  # (P, 2) any frame per side
     left = np.flatnonzero(lone & has[:, 0] & ~has[:, 1])

@@ -32,7 +32,6 @@ from mvhand.io.results import npz_errors
 
 _RESULT = ("hands3d", "hands_n_views", "hands_reprojection_error_px", "body3d", "body_n_views",
            "person_ids", "det_person", "det_hand_person", "det_side")  # fmt: skip
-_DETECTIONS = ("camera", "frame", "body_px", "body_scores", "hands_px", "hands_scores", "source")
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +58,7 @@ def save_people(path: str | Path, result: PeopleResult, detections: Detections2D
                 run_id: str | None = None) -> None:  # fmt: skip
     """Write ``hands3d_people.npz`` atomically."""
     arrays = {k: getattr(result, k) for k in _RESULT}
-    arrays.update({f"det_{k}": getattr(detections, k) for k in _DETECTIONS})
+    arrays.update({f"det_{k}": getattr(detections, k) for k in Detections2D.ARRAYS})
     arrays.update(cameras=np.array(detections.cameras), units=np.array(result.units),
                   n_frames=np.array(detections.n_frames))  # fmt: skip
     if detections.fps is not None:
@@ -81,7 +80,7 @@ def load_people(path: str | Path) -> PeopleFile:
         fps = float(d["fps"]) if "fps" in d.files else None
         det = None
         if "det_body_px" in d.files:
-            det = Detections2D(*(d[f"det_{k}"] for k in _DETECTIONS),
+            det = Detections2D(*(d[f"det_{k}"] for k in Detections2D.ARRAYS),
                                cameras=tuple(str(c) for c in d["cameras"]),
                                n_frames=int(d["n_frames"]), fps=fps)  # fmt: skip
         frames = d["frames"] if "frames" in d.files else None

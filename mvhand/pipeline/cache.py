@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 
 #: Bump when the cached arrays' meaning changes.
 CACHE_VERSION = 3
-#: The :class:`~mvhand.core.people.Detections2D` arrays kept for several people.
-_DETECTION_ARRAYS = ("camera", "frame", "body_px", "body_scores", "hands_px", "hands_scores",
-                     "source")
 #: Bytes hashed at each end of a video for its identity.
 _IDENTITY_BYTES = 1 << 20
 
@@ -69,7 +66,7 @@ def save_camera(path: Path, result: Camera2D, key: str) -> None:
     """Write one camera's result atomically."""
     arrays = {name: getattr(result, name) for name in Camera2D.ARRAYS}
     if result.detections is not None:  # several people: the camera's every-person rows
-        arrays.update({f"det_{k}": getattr(result.detections, k) for k in _DETECTION_ARRAYS})
+        arrays.update({f"det_{k}": getattr(result.detections, k) for k in Detections2D.ARRAYS})
     meta = {"camera": result.camera, "timings_s": result.timings_s, "info": result.info}
     save_npz_atomic(path, key=np.array(key), meta=np.array(json.dumps(meta)), **arrays)
 
@@ -87,7 +84,7 @@ def load_camera(path: Path, key: str) -> Camera2D | None:
             arrays = {name: data[name] for name in Camera2D.ARRAYS}
             if "det_frame" in data.files:
                 arrays["detections"] = Detections2D(
-                    *(data[f"det_{k}"] for k in _DETECTION_ARRAYS), cameras=(meta["camera"],),
+                    *(data[f"det_{k}"] for k in Detections2D.ARRAYS), cameras=(meta["camera"],),
                     n_frames=len(arrays["frames"]))  # fmt: skip
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("%s: unreadable cache file (%s); recomputing", path, exc)

@@ -10,18 +10,14 @@ make ``keypoints2d.npz``, ``hands3d.npz``, the fit and the exports, so they keep
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
 
-from mvhand.core.data import HANDS
 from mvhand.core.people import Detections2D, PeopleResult, empty_detections
-from mvhand.core.skeleton import bone_lengths
 from mvhand.errors import ConfigError
 from mvhand.pipeline.camera2d import Camera2D
 from mvhand.pipeline.config import parse_person
-from mvhand.stages.people import PeopleConfig, _ambiguous, _switches
 
 
 def gather_detections(results: dict[str, Camera2D], n_frames: int,
@@ -66,36 +62,6 @@ def choose_person(res: PeopleResult, rule: str) -> int | None:
         return int(np.argmin(np.where(np.isfinite(d), d, np.inf)))
     views = res.hands_n_views.sum(axis=(0, 2, 3)).astype(float)
     return int(np.lexsort((-res.body_n_views.sum(0), -views))[0])
-
-
-def refresh_figures(res: PeopleResult, cfg: PeopleConfig, fps: float | None = None
-                    ) -> PeopleResult:  # fmt: skip
-    """``res`` with the report's per-person figures, suspected switches and ambiguous frames
-    computed again from its 3D (after people were merged)."""
-    report = dict(res.report)
-    report["people"] = [{**p, **_person_figures(res, k)}
-                        for k, p in enumerate(res.report["people"])]  # fmt: skip
-    report["suspected_identity_switches"] = _switches(res, cfg, float(fps or 30.0))
-    report["ambiguous_frames"] = _ambiguous(res, cfg)
-    return dataclasses.replace(res, report=report)
-
-
-def _person_figures(res: PeopleResult, p: int) -> dict:
-    """Frames with the person (a hand of at least 10 joints, or the body), when, frames per
-    hand and the bone-length spread."""
-    valid = np.isfinite(res.hands3d[:, p]).all(-1).sum(-1) >= 10  # (T, 2)
-    seen = valid.any(-1) | np.isfinite(res.body3d[:, p]).all(-1).any(-1)
-    edges = np.diff(np.r_[0, seen.astype(int), 0])
-    runs = [[int(a), int(b)] for a, b in zip(np.flatnonzero(edges == 1),
-                                             np.flatnonzero(edges == -1), strict=True)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lengths = bone_lengths(res.hands3d[:, p])
-        cv = np.nanmedian(np.nanstd(lengths, 0) / np.nanmedian(lengths, 0), axis=-1)
-    return {"frames": int(seen.sum()), "present": runs,
-            "hand_frames": {"left": int(valid[:, 0].sum()), "right": int(valid[:, 1].sum())},
-            "bone_length_cv": {side: (round(float(c), 3) if np.isfinite(c) else None)
-                               for side, c in zip(HANDS, cv, strict=True)}}  # fmt: skip
 
 
 def people_section(res: PeopleResult, slot: int | None, rule: str) -> dict:

@@ -272,8 +272,8 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
     person's noise does not set another's weights); the chosen person's 2D and 3D as the
     run's single-person result, and (detections, people, slot)."""
     from mvhand.core.people import lone_hand_pairs, merge_people
-    from mvhand.pipeline.people import choose_person, gather_detections, refresh_figures
-    from mvhand.stages.people import reconstruct_people
+    from mvhand.pipeline.people import choose_person, gather_detections
+    from mvhand.stages.people import reconstruct_people, refresh_report
 
     det = gather_detections(results, n_frames, fps)
     done: list = []  # one ReconstructResult per person slot
@@ -298,7 +298,7 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
             source[a] = (a, b)
         gone = {b for _, b in pairs}
         source = [s for p, s in enumerate(source) if p not in gone]
-        res = refresh_figures(merge_people(res, pairs), cfg.people, fps)
+        res = refresh_report(merge_people(res, pairs), cfg.people, fps)
     for s in res.report["suspected_identity_switches"]:
         log.warning("person %d's %s hand moves faster than %.0f m/s over frames %d-%d (%.1f m/s "
                     "at frame %d): a suspected identity switch, a wrong association or a very "
@@ -395,13 +395,14 @@ def _write_people(tx, cfg: PipelineConfig, people: tuple, videos: dict[str, Path
                   rng: range, rig: Rig, title: str) -> bool:  # fmt: skip
     """Everybody's file, summary and (with ``overlay``) overlays, which then go to
     ``overlay/`` instead of the chosen person's; True when the overlays were written."""
-    from mvhand.io.people import load_people, save_people
+    from mvhand.io.people import PeopleFile, save_people
     from mvhand.viz.people import people_summary_figure, write_people_overlays
 
     det, res, slot = people
     save_people(tx.path("hands3d_people"), res, det, frames=rng,
                 primary=int(res.person_ids[slot]), run_id=tx.run_id)  # fmt: skip
-    pf = load_people(tx.path("hands3d_people"))
+    pf = PeopleFile(res, det, np.asarray(list(rng), dtype=np.int64),
+                    int(res.person_ids[slot]), tx.run_id)  # fmt: skip
     if cfg.summary:
         people_summary_figure(pf, tx.path("summary_people"), title=title, fps=det.fps,
                               report=res.report)  # fmt: skip

@@ -206,27 +206,43 @@ def _ambiguous(res: PeopleResult, cfg: PeopleConfig) -> list[int]:
     return np.flatnonzero(close.any((1, 2))).tolist()
 
 
+def person_figures(res: PeopleResult, p: int) -> dict[str, Any]:
+    """Slot ``p``'s frames (a hand of at least 10 joints, or the body), body frames, frames
+    per hand, when it is present, and the bone-length spread (CV) per hand."""
+    valid = np.isfinite(res.hands3d[:, p]).all(-1).sum(-1) >= 10  # (T, 2)
+    body = np.isfinite(res.body3d[:, p]).all(-1).any(-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lengths = bone_lengths(res.hands3d[:, p])  # (T, 2, 20)
+        cv = np.nanmedian(np.nanstd(lengths, 0) / np.nanmedian(lengths, 0), axis=-1)
+    return {
+        "frames": int((valid.any(-1) | body).sum()), "body_frames": int(body.sum()),
+        "hand_frames": {"left": int(valid[:, 0].sum()), "right": int(valid[:, 1].sum())},
+        "present": [list(r) for r in _runs(valid.any(-1) | body)],
+        "bone_length_cv": {side: (round(float(c), 3) if np.isfinite(c) else None)
+                           for side, c in zip(("left", "right"), cv, strict=True)},
+    }  # fmt: skip
+
+
+def refresh_report(res: PeopleResult, cfg: PeopleConfig, fps: float | None = None
+                   ) -> PeopleResult:  # fmt: skip
+    """``res`` with the report's per-person figures, suspected switches and ambiguous frames
+    computed again from its 3D (after people were merged)."""
+    report = dict(res.report)
+    report["people"] = [{**p, **person_figures(res, k)}
+                        for k, p in enumerate(res.report["people"])]  # fmt: skip
+    report["suspected_identity_switches"] = _switches(res, cfg, float(fps or 30.0))
+    report["ambiguous_frames"] = _ambiguous(res, cfg)
+    return dataclasses.replace(res, report=report)
+
+
 def people_report(res: PeopleResult, assoc: Association, kept: np.ndarray,
                   det: Detections2D, cfg: PeopleConfig, warn: list[str],
                   timings: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     """People found, frames per person and hand, suspected switches, ambiguous frames."""
     fps = float(det.fps or 30.0)
-    people = []
-    for p, k in enumerate(kept):
-        valid = np.isfinite(res.hands3d[:, p]).all(-1).sum(-1) >= 10  # (T, 2)
-        body = np.isfinite(res.body3d[:, p]).all(-1).any(-1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lengths = bone_lengths(res.hands3d[:, p])  # (T, 2, 20)
-            cv = np.nanmedian(np.nanstd(lengths, 0) / np.nanmedian(lengths, 0), axis=-1)
-        people.append({
-            "id": int(res.person_ids[p]), "has_body": bool(assoc.track_body[k]),
-            "frames": int((valid.any(-1) | body).sum()), "body_frames": int(body.sum()),
-            "hand_frames": {"left": int(valid[:, 0].sum()), "right": int(valid[:, 1].sum())},
-            "present": [list(r) for r in _runs(valid.any(-1) | body)],
-            "bone_length_cv": {side: (round(float(c), 3) if np.isfinite(c) else None)
-                               for side, c in zip(("left", "right"), cv, strict=True)},
-        })  # fmt: skip
+    people = [{"id": int(res.person_ids[p]), "has_body": bool(assoc.track_body[k]),
+               **person_figures(res, p)} for p, k in enumerate(kept)]  # fmt: skip
     single = assoc.single_view_rows
     if single.any():
         frames = np.unique(det.frame[single])
