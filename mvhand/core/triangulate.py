@@ -503,6 +503,46 @@ def triangulate(
     return _result(rig, kp, X, inliers, swapped, kp_px, scores)
 
 
+def triangulate_points(rig: Rig, points_px: np.ndarray, scores: np.ndarray,
+                       cfg: TriangulationConfig = TriangulationConfig()
+                       ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Robust triangulation of any points (body joints, board corners): steps 1-3 above, no
+    left/right repair.
+
+    Args:
+        rig: the cameras, in the order of axis C.
+        points_px: ``(C, ..., 2)`` pixels, NaN where unseen; scores: ``(C, ...)``.
+
+    Returns:
+        ``X (..., 3)`` in ``rig.units`` (NaN where fewer than ``min_views`` inliers) and the
+        inlier views ``(C, ...)``.
+
+    Example:
+        >>> from mvhand.core import synthetic
+        >>> rig = synthetic.make_or_rig(4)
+        >>> X = np.array([[0.0, 0.0, 1.0], [0.1, -0.2, 1.1]])
+        >>> px = rig.project(X)
+        >>> px[0, 1] += 300.0  # one wild view
+        >>> Y, inl = triangulate_points(rig, px, np.ones(px.shape[:-1]))
+        >>> bool(np.abs(Y - X).max() < 1e-9), inl[:, 1].tolist()
+        (True, [False, True, True, True])
+    """
+    points_px = np.asarray(points_px, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    C, shape = points_px.shape[0], points_px.shape[1:-1]
+    if len(rig) != C or scores.shape != points_px.shape[:-1]:
+        raise InputError(f"triangulate_points: {len(rig)} cameras, points {points_px.shape}, "
+                         f"scores {scores.shape}")  # fmt: skip
+    E, origin, scale = _normalize_extrinsics(rig.extrinsics)
+    xy = rig.undistort(points_px).reshape(C, -1, 2)
+    sc = np.nan_to_num(scores.reshape(C, -1))
+    w = np.where((sc >= cfg.min_score) & (sc > 0) & np.isfinite(xy).all(-1), sc, 0.0)
+    xy = np.where(w[..., None] > 0, xy, 0.0)
+    X, inl = _robust_solve(_Views(E, rig.focal_px, xy, w),
+                           camera_pairs(rig.names, cfg.max_pairs, cfg.seed), cfg)  # fmt: skip
+    return (origin + scale * X).reshape(*shape, 3), inl.reshape(C, *shape)
+
+
 def _result(rig: Rig, kp: Keypoints2D, X: np.ndarray, inliers: np.ndarray,
             swapped: np.ndarray, kp_px: np.ndarray, scores: np.ndarray) -> Hands3D:  # fmt: skip
     err = reprojection_errors(rig, X, kp_px)

@@ -26,7 +26,7 @@ from mvhand.pipeline.camera2d import Camera2D
 log = logging.getLogger(__name__)
 
 #: Bump when the cached arrays' meaning changes.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 #: Bytes hashed at each end of a video for its identity.
 _IDENTITY_BYTES = 1 << 20
 

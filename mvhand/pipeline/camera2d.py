@@ -45,6 +45,10 @@ class Camera2D:
         missing: ``(T,)`` True where the frame could not be decoded.
         detected: ``(T,)`` True where the person detector ran.
         people: ``(T,)`` people the detector reported where it ran, -1 elsewhere.
+        body_px: ``(T, 17, 2)`` the followed person's body joints (COCO-17 order), NaN where
+            no body was found (self-calibration uses them); NaN throughout with several
+            people, whose bodies are in ``detections``.
+        body_scores: ``(T, 17)`` their scores, 0 where missing.
         timings_s: seconds per step.
         info: counters (hand-model calls, megabytes of kept hand regions).
         detections: with ``detect.max_people > 1``, every person this camera followed and
@@ -66,12 +70,15 @@ class Camera2D:
     missing: np.ndarray
     detected: np.ndarray
     people: np.ndarray
+    body_px: np.ndarray
+    body_scores: np.ndarray
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, float] = field(default_factory=dict)
     detections: Detections2D | None = None
 
     ARRAYS = ("frames", "keypoints_px", "scores", "presence", "track_id", "source", "person",
-              "body_hand_confidence", "missing", "detected", "people")  # fmt: skip
+              "body_hand_confidence", "missing", "detected", "people", "body_px",
+              "body_scores")  # fmt: skip
 
     def stats(self) -> dict:
         """Per-camera figures for the report."""
@@ -95,6 +102,17 @@ class Camera2D:
         out.update({k: round(v, 3) for k, v in self.info.items()})
         out["timings_s"] = {k: round(v, 3) for k, v in self.timings_s.items()}
         return out
+
+
+def body_arrays(poses: list) -> dict[str, np.ndarray]:
+    """``body_px (T, 17, 2)`` and ``body_scores (T, 17)`` of one pose (or None) per frame."""
+    from mvhand.stages.bodies import N_BODY, body_coco17
+
+    px, sc = np.full((len(poses), N_BODY, 2), np.nan), np.zeros((len(poses), N_BODY))
+    for t, pose in enumerate(poses):
+        if pose is not None:
+            px[t], sc[t] = body_coco17(pose)
+    return {"body_px": px, "body_scores": sc}
 
 
 def with_palm_hands(bf: BodyFrame, image: np.ndarray | None, i: int, backend: Backend,
@@ -158,6 +176,7 @@ def process_camera(camera: str, video: Path, frames: range, backend: Backend,
         missing=missing,
         detected=np.array([bf.detected for bf in body_frames]),
         people=np.array([bf.n_people for bf in body_frames], dtype=np.int64),
+        **body_arrays([bf.pose for bf in body_frames]),
         timings_s={"decode_detect_body": t_body - t_start, "track_hands": t_end - t_body},
         info={"hand_model_calls": track.n_model_calls, "patch_megabytes": patches.nbytes / 1e6,
               "cpu_s_decode_detect_body": cpu_body - cpu_start,

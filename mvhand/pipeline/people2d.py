@@ -20,7 +20,7 @@ from mvhand.backends.registry import Backend
 from mvhand.core.people import N_BODY, SOURCES, Detections2D
 from mvhand.core.skeleton import N_JOINTS
 from mvhand.io.video import iter_frames
-from mvhand.pipeline.camera2d import Camera2D, Progress, _no_progress
+from mvhand.pipeline.camera2d import Camera2D, Progress, _no_progress, body_arrays
 from mvhand.pipeline.config import PipelineConfig
 from mvhand.stages.bodies import PeopleFrame, body_coco17, run_bodies
 from mvhand.stages.hands2d import clean_joints, run_hands2d
@@ -227,4 +227,4 @@ def _camera2d(camera: str, frames: range, per_frame: list[PeopleFrame], people: 
         person=np.array([len(pf.ids) > 0 for pf in per_frame]), body_hand_confidence=conf,
         missing=missing, detected=np.array([pf.detected for pf in per_frame]),
         people=np.array([pf.n_people for pf in per_frame], dtype=np.int64),
-        timings_s=timings, info=info, detections=det)
+        **body_arrays([None] * T), timings_s=timings, info=info, detections=det)

@@ -1,0 +1,393 @@
+"""Self-calibration: the extrinsics refined on the recording's own hands and bodies.
+
+A calibration made before the recording (a board, a Qualisys wand) can be off for the videos:
+a camera nudged, a video cropped or rescaled, a calibration of another session. Every joint
+seen by three or more cameras is a point of a bundle adjustment, so the recording itself can
+correct the cameras' poses:
+
+1. the points: every hand joint (after the left/right repair) and every body joint scored at
+   least ``body_min_score``, robustly triangulated (:func:`~mvhand.core.triangulate.
+   triangulate_points`); only the inlier views of joints with ``min_views`` inliers count;
+2. the adjustment: all cameras' poses and all points, a soft-L1 loss on each view's pixel
+   error (scale: twice the median error), and a Gaussian prior tying each camera to its given
+   pose: ``prior_deg`` of rotation, ``prior_fraction`` of its distance to the scene for its
+   position. The prior fixes what points alone cannot (the world frame, the scale) and keeps a
+   camera where the points say little about it; intrinsics are kept;
+3. the check: refined on the first half of the frames and scored on the second (and the
+   other way round), by leave-one-camera-out error, each camera predicted from the
+   triangulation of the others. The refinement is used only if this error on frames it did not
+   see falls by at least ``min_gain``; then it is done again on all frames.
+
+Measured on Pose2Sim single (4 cameras, Qualisys calibration, MediaPipe 2D;
+``benchmarks/bench_real.py``): cameras off by 0.3-1.3 degrees; with the extrinsics refined on
+the other half of the frames, the hands' leave-one-camera-out error falls from 19.1 px to 14.2
+px (hands and bodies), 12.6 px (bodies alone: the hand detector's own biases cannot be what
+the refinement learnt). Arrays: ``points_px (C, N, 2)``, ``scores (C, N)``, ``frame (N,)``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from mvhand.calibrate.bundle import _cameras_from, _project
+from mvhand.config import param
+from mvhand.core.camera import Rig
+from mvhand.core.triangulate import TriangulationConfig, triangulate_points
+
+
+@dataclass(frozen=True)
+class SelfCalibrationConfig:
+    """Settings of the self-calibration (the ``[self_calibration]`` section)."""
+
+    enabled: bool = param(
+        True, "Refine the cameras' poses on the recording's hands and bodies before the 3D "
+        "stage, when a check on frames the refinement did not see says it helps.",
+    )  # fmt: skip
+    sources: str = param(
+        "hands+body", "What the points are: hand joints, body joints or both.",
+        choices=("hands+body", "hands", "body"),
+    )  # fmt: skip
+    prior_deg: float = param(
+        1.0, "How far (degrees, one standard deviation) a given camera's orientation is "
+        "expected to be off.", gt=0, le=90,
+    )  # fmt: skip
+    prior_fraction: float = param(
+        0.02, "How far a given camera's position is expected to be off, as a fraction of its "
+        "distance to the scene (one standard deviation).", gt=0, le=1,
+    )  # fmt: skip
+    min_views: int = param(3, "Inlier views a joint needs to be a point.", ge=3, le=1000)
+    body_min_score: float = param(
+        0.7, "Body joints scored below this are not used (low-score feet and faces misled "
+        "the extrinsics-from-people calibration).", ge=0, le=1,
+    )  # fmt: skip
+    min_points: int = param(200, "Fewer points than this: nothing is refined.", ge=10)
+    max_points: int = param(
+        6000, "At most this many points, evenly spread over the frames, go into each "
+        "adjustment (its cost is bounded by this, not by the video's length).", ge=100,
+    )  # fmt: skip
+    min_gain: float = param(
+        0.03, "The check's leave-one-camera-out error on unseen frames must fall by at least "
+        "this fraction for the refinement to be used.", ge=0, le=1,
+    )  # fmt: skip
+    max_iterations: int = param(30, "Levenberg-Marquardt iterations of each adjustment at most.", ge=5, le=10000)
+    warn_deg: float = param(
+        0.5, "A used refinement that turns a camera by more than this (degrees) is a warning.",
+        ge=0, le=90,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class ScenePoints:
+    """2D joints of the recording, each seen by several cameras.
+
+    Attributes:
+        points_px: ``(C, N, 2)`` pixels, NaN where a camera did not see the joint.
+        scores: ``(C, N)`` detector scores, 0 where unseen.
+        frame: ``(N,)`` frame of each joint.
+        kind: ``(N,)`` 0 hand joint, 1 body joint.
+    """
+
+    points_px: np.ndarray
+    scores: np.ndarray
+    frame: np.ndarray
+    kind: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, points_px: np.ndarray, scores: np.ndarray, kind: int,
+                    min_score: float = 0.0) -> ScenePoints:  # fmt: skip
+        """From per-frame arrays ``(C, T, ..., 2)`` and scores ``(C, T, ...)``."""
+        C, T = points_px.shape[:2]
+        px = np.asarray(points_px, dtype=float).reshape(C, T, -1, 2)
+        sc = np.nan_to_num(np.asarray(scores, dtype=float).reshape(C, T, -1))
+        ok = np.isfinite(px).all(-1) & (sc > 0) & (sc >= min_score)
+        K = px.shape[2]
+        return cls(np.where(ok[..., None], px, np.nan).reshape(C, T * K, 2),
+                   np.where(ok, sc, 0.0).reshape(C, T * K), np.repeat(np.arange(T), K),
+                   np.full(T * K, kind, dtype=np.int64))  # fmt: skip
+
+    @classmethod
+    def concatenate(cls, parts: list[ScenePoints]) -> ScenePoints:
+        return cls(np.concatenate([p.points_px for p in parts], axis=1),
+                   np.concatenate([p.scores for p in parts], axis=1),
+                   np.concatenate([p.frame for p in parts]),
+                   np.concatenate([p.kind for p in parts]))  # fmt: skip
+
+    def take(self, idx: np.ndarray) -> ScenePoints:
+        return ScenePoints(self.points_px[:, idx], self.scores[:, idx], self.frame[idx],
+                           self.kind[idx])  # fmt: skip
+
+    def seen_by(self, n: int) -> np.ndarray:
+        """``(N,)`` True where at least ``n`` cameras saw the joint."""
+        return (self.scores > 0).sum(0) >= n
+
+
+@dataclass(frozen=True, eq=False)
+class SelfCalibration:
+    """The self-calibration's outcome.
+
+    Attributes:
+        rig: the rig to use: refined when ``applied``, else the given one.
+        applied: whether the refinement is used.
+        info: what was measured (for ``report.json``): points, the check's errors, and per
+            camera the rotation (degrees) and the move of its centre (rig units).
+    """
+
+    rig: Rig
+    applied: bool
+    info: dict
+
+
+def _spread(idx: np.ndarray, frame: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` of the points ``idx``, evenly over their order (frames ascending)."""
+    if len(idx) <= n:
+        return idx
+    order = idx[np.argsort(frame[idx], kind="stable")]
+    return order[np.linspace(0, len(order) - 1, n).round().astype(int)]
+
+
+def _inlier_points(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig, tri_cfg
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Triangulated points with ``min_views`` inliers: ``X (M, 3)``, ``px (C, M, 2)``,
+    ``weights (C, M)`` (score on inlier views, else 0), and their indices into ``pts``."""
+    X, inl = triangulate_points(rig, pts.points_px, pts.scores, tri_cfg)
+    good = np.flatnonzero(np.isfinite(X).all(-1) & (inl.sum(0) >= cfg.min_views))
+    good = _spread(good, pts.frame, cfg.max_points)
+    w = np.where(inl[:, good], pts.scores[:, good], 0.0)
+    return X[good], pts.points_px[:, good], w, good
+
+
+def _pose_change(rig: Rig, new: Rig) -> tuple[np.ndarray, np.ndarray]:
+    """Per camera: rotation between the two poses (degrees) and centre move (rig units)."""
+    deg, move = [], []
+    for a, b in zip(rig.cameras, new.cameras, strict=True):
+        r = Rotation.from_matrix(b.R_cam_world @ a.R_cam_world.T).magnitude()
+        deg.append(np.rad2deg(r))
+        move.append(np.linalg.norm(b.center_world - a.center_world))
+    return np.array(deg), np.array(move)
+
+
+def adjust_extrinsics(rig: Rig, X: np.ndarray, px: np.ndarray, weights: np.ndarray,
+                      cfg: SelfCalibrationConfig) -> tuple[Rig, dict]:  # fmt: skip
+    """Bundle adjustment of every camera's pose and the points, with the prior of ``cfg``.
+
+    Levenberg-Marquardt on the Schur complement (the points eliminated, 3x3 block by block),
+    soft-L1 on each view's pixel error by reweighting, Jacobians by forward differences (each
+    view depends on one camera and one point, so 9 projections give them all).
+
+    Args:
+        rig: the given cameras (their poses are the prior's centre).
+        X: ``(M, 3)`` initial points; px: ``(C, M, 2)`` their views; weights: ``(C, M)``
+            (0: view not used).
+
+    Returns:
+        The refined rig, and the median weighted pixel error before and after.
+    """
+    cams = list(rig.cameras)
+    C, M = len(cams), len(X)
+    ci, pi = np.nonzero(weights > 0)
+    uv, sw = px[ci, pi], np.sqrt(weights[ci, pi])
+    cp0 = np.stack([np.concatenate([c.rvec, c.t_cam_world]) for c in cams])
+    R0 = np.stack([c.R_cam_world for c in cams])
+    centres0 = np.stack([c.center_world for c in cams])
+    distance = np.linalg.norm(centres0 - np.median(X, axis=0), axis=1)
+    sigma = np.concatenate([np.full((C, 3), np.deg2rad(cfg.prior_deg)),
+                            np.repeat(np.maximum(cfg.prior_fraction * distance, 1e-9)[:, None],
+                                      3, axis=1)], axis=1)  # fmt: skip
+    e_px = lambda cp, Xp: (_project(cp, cams, ci, Xp[pi]) - uv) * sw[:, None]  # noqa: E731
+    e0 = np.linalg.norm(e_px(cp0, X), axis=1)
+    scale = max(2.0 * float(np.median(e0)), 1e-6)  # px: where the loss turns linear
+
+    def prior(cp: np.ndarray) -> np.ndarray:  # (C, 6): rotation and centre change in sigmas
+        R = Rotation.from_rotvec(cp[:, :3]).as_matrix()
+        d_rot = Rotation.from_matrix(R @ np.transpose(R0, (0, 2, 1))).as_rotvec()
+        return np.concatenate([d_rot, -np.einsum("cji,cj->ci", R, cp[:, 3:]) - centres0],
+                              axis=1) / sigma  # fmt: skip
+
+    def cost(cp: np.ndarray, Xp: np.ndarray) -> float:
+        n2 = np.sum(e_px(cp, Xp) ** 2, axis=1) / scale**2
+        return float(np.sum(2.0 * (np.sqrt(1.0 + n2) - 1.0)) + np.sum(prior(cp) ** 2))
+
+    cp, Xc = cp0.copy(), X.copy()
+    f, lam, evaluations = cost(cp, Xc), 1e-3, 1
+    for _ in range(cfg.max_iterations):
+        e = e_px(cp, Xc) / scale
+        irls = 1.0 / np.sqrt(1.0 + np.sum(e * e, axis=1))  # soft-L1 reweighting
+        step_c = 1e-6 * np.maximum(np.abs(cp).max(axis=0), 1.0)
+        Jc = np.empty((len(ci), 2, 6))
+        for k in range(6):
+            d = cp.copy()
+            d[:, k] += step_c[k]
+            Jc[:, :, k] = (e_px(d, Xc) / scale - e) / step_c[k]
+        step_x = 1e-6 * max(float(np.abs(Xc).max()), 1.0)
+        Jx = np.empty((len(ci), 2, 3))
+        for k in range(3):
+            d = Xc.copy()
+            d[:, k] += step_x
+            Jx[:, :, k] = (e_px(cp, d) / scale - e) / step_x
+        rp = prior(cp)
+        Jp = np.empty((C, 6, 6))
+        for k in range(6):
+            d = cp.copy()
+            d[:, k] += step_c[k]
+            Jp[:, :, k] = (prior(d) - rp) / step_c[k]
+        w = irls[:, None, None]
+        U = np.zeros((C, 6, 6))
+        np.add.at(U, ci, np.einsum("mai,maj->mij", w * Jc, Jc))
+        U += np.einsum("cai,caj->cij", Jp, Jp)
+        gc = np.zeros((C, 6))
+        np.add.at(gc, ci, np.einsum("mai,ma->mi", w * Jc, e))
+        gc += np.einsum("cai,ca->ci", Jp, rp)
+        V = np.zeros((M, 3, 3))
+        np.add.at(V, pi, np.einsum("mai,maj->mij", w * Jx, Jx))
+        gx = np.zeros((M, 3))
+        np.add.at(gx, pi, np.einsum("mai,ma->mi", w * Jx, e))
+        Wd = np.zeros((M, C, 6, 3))  # camera-point coupling, dense over cameras
+        np.add.at(Wd, (pi, ci), np.einsum("mai,maj->mij", w * Jc, Jx))
+        while True:
+            Ud = U + lam * np.einsum("cii->ci", U)[:, :, None] * np.eye(6)
+            Vd = V + lam * np.einsum("mii->mi", V)[:, :, None] * np.eye(3) + 1e-12 * np.eye(3)
+            Vinv = _inv3(Vd)
+            Y = np.einsum("pcia,pab->pcib", Wd, Vinv).reshape(M, 6 * C, 3)
+            S = -np.einsum("pxb,pyb->xy", Y, Wd.reshape(M, 6 * C, 3))
+            for c in range(C):
+                S[6 * c : 6 * c + 6, 6 * c : 6 * c + 6] += Ud[c]
+            rhs = -gc.ravel() + np.einsum("pxb,pb->x", Y, gx)
+            dc = np.linalg.solve(S, rhs).reshape(C, 6)
+            dx = -np.einsum("pab,pb->pa", Vinv,
+                            gx + np.einsum("pcia,ci->pa", Wd, dc))  # fmt: skip
+            f_new = cost(cp + dc, Xc + dx)
+            evaluations += 1
+            if f_new < f:
+                break
+            lam *= 10.0
+            if lam > 1e8:
+                break
+        if f_new >= f:
+            break
+        cp, Xc, lam = cp + dc, Xc + dx, max(lam / 10.0, 1e-7)
+        done = (f - f_new) < 1e-6 * f
+        f = f_new
+        if done:
+            break
+    new = Rig(_cameras_from(cp, cams), rig.units)
+    e1 = np.linalg.norm(e_px(cp, Xc), axis=1)
+    return new, {"median_error_px": [round(float(np.median(e0)), 3),
+                                     round(float(np.median(e1)), 3)],
+                 "evaluations": evaluations}  # fmt: skip
+
+
+def _inv3(A: np.ndarray) -> np.ndarray:
+    """Inverses of ``(N, 3, 3)`` matrices by the adjugate (batched LAPACK calls for tiny
+    matrices cost far more, most of all with BLAS threads competing for the cores)."""
+    a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 0, 2]
+    d, e, f = A[:, 1, 0], A[:, 1, 1], A[:, 1, 2]
+    g, h, i = A[:, 2, 0], A[:, 2, 1], A[:, 2, 2]
+    adj = np.stack([np.stack([e * i - f * h, c * h - b * i, b * f - c * e], -1),
+                    np.stack([f * g - d * i, a * i - c * g, c * d - a * f], -1),
+                    np.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1)], -2)  # fmt: skip
+    det = a * adj[:, 0, 0] + b * adj[:, 1, 0] + c * adj[:, 2, 0]
+    return adj / det[:, None, None]
+
+
+def held_out_errors(rig: Rig, pts: ScenePoints, tri_cfg: TriangulationConfig,
+                    mask: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Leave-one-camera-out errors (px): each camera's views of the joints ``mask`` (N,) bool
+    against the projection of the triangulation from the other cameras (finite ones, pooled).
+    """
+    pts = pts if mask is None else pts.take(np.flatnonzero(mask))
+    out = []
+    for c in range(len(rig)):
+        others = [o for o in range(len(rig)) if o != c]
+        X, _ = triangulate_points(rig.subset([rig.names[o] for o in others]),
+                                  pts.points_px[others], pts.scores[others], tri_cfg)  # fmt: skip
+        seen = pts.scores[c] > 0
+        ok = seen & np.isfinite(X).all(-1)
+        if ok.any():
+            proj = rig.cameras[c].project(X[ok])
+            out.append(np.linalg.norm(proj - pts.points_px[c, ok], axis=-1))
+    e = np.concatenate(out) if out else np.zeros(0)
+    return e[np.isfinite(e)]
+
+
+def self_calibrate(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig = SelfCalibrationConfig(),
+                   tri_cfg: TriangulationConfig = TriangulationConfig()) -> SelfCalibration:  # fmt: skip
+    """Refine the rig's poses on the recording's points if a check on unseen frames says so.
+
+    Example:
+        >>> from mvhand.core import synthetic
+        >>> from mvhand.core.camera import Camera
+        >>> from scipy.spatial.transform import Rotation
+        >>> rig = synthetic.make_or_rig(4)
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal([0, 0, 1.0], 0.3, (40, 30, 3))          # 40 frames of 30 points
+        >>> px = rig.project(X) + rng.normal(0, 1.0, (4, 40, 30, 2))
+        >>> c = rig.cameras[1]                                        # camera 1 turned 1 degree
+        >>> R = Rotation.from_rotvec([0, np.deg2rad(1.0), 0]).as_matrix() @ c.R_cam_world
+        >>> bad = Rig((rig.cameras[0], Camera(c.name, c.size_px, c.K, c.dist, R,
+        ...            c.t_cam_world, c.model), *rig.cameras[2:]), rig.units)
+        >>> res = self_calibrate(bad, ScenePoints.from_arrays(px, np.ones(px.shape[:-1]), 0))
+        >>> res.applied, res.info["check"]["held_out_median_px"][1] < 2.0
+        (True, True)
+    """
+    t0 = time.perf_counter()
+    info: dict = {"sources": cfg.sources, "applied": False}
+    use = pts.seen_by(cfg.min_views)
+    info["joints_seen_by_enough_cameras"] = int(use.sum())
+    if use.sum() < cfg.min_points or len(rig) < 3:
+        info["reason"] = (f"{int(use.sum())} joints seen by {cfg.min_views} cameras or more "
+                          f"(at least {cfg.min_points} needed)" if len(rig) >= 3 else
+                          "fewer than 3 cameras")  # fmt: skip
+        return SelfCalibration(rig, False, {**info, "seconds": time.perf_counter() - t0})
+    pts = pts.take(np.flatnonzero(use))
+    cut = float(np.median(pts.frame))
+    halves = [pts.frame < cut, pts.frame >= cut]
+    if not halves[0].any() or not halves[1].any():
+        halves = [np.arange(len(pts.frame)) % 2 == k for k in (0, 1)]
+    before, after, folds = [], [], []
+    for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
+        X, px, w, _ = _inlier_points(rig, pts.take(np.flatnonzero(fit)), cfg, tri_cfg)
+        if len(X) < cfg.min_points // 2:
+            continue
+        refined, adj = adjust_extrinsics(rig, X, px, w, cfg)
+        e0 = held_out_errors(rig, pts, tri_cfg, test)
+        e1 = held_out_errors(refined, pts, tri_cfg, test)
+        before.append(e0)
+        after.append(e1)
+        deg, _ = _pose_change(rig, refined)
+        folds.append({"points": len(X), "held_out_median_px": [_r(e0), _r(e1)],
+                      "max_rotation_deg": round(float(deg.max()), 3), **adj})  # fmt: skip
+    if not folds:
+        info["reason"] = "too few points in each half of the frames for the check"
+        return SelfCalibration(rig, False, {**info, "seconds": time.perf_counter() - t0})
+    b, a = np.concatenate(before), np.concatenate(after)
+    gain = 1.0 - _r(a) / max(_r(b), 1e-12)
+    info["check"] = {"held_out_median_px": [_r(b), _r(a)], "gain": round(gain, 4),
+                     "folds": folds}  # fmt: skip
+    if gain < cfg.min_gain:
+        info["reason"] = (f"on frames it did not see, the refinement changed the held-out "
+                          f"error by {-100 * gain:+.1f} % (a fall of {100 * cfg.min_gain:.0f} % "
+                          "is needed)")  # fmt: skip
+        return SelfCalibration(rig, False, {**info, "seconds": time.perf_counter() - t0})
+    X, px, w, _ = _inlier_points(rig, pts, cfg, tri_cfg)
+    refined, adj = adjust_extrinsics(rig, X, px, w, cfg)
+    deg, move = _pose_change(rig, refined)
+    info.update({
+        "applied": True, "points": len(X), **adj,
+        "cameras": {c.name: {"rotation_deg": round(float(d), 3),
+                             f"moved_{rig.units}": round(float(m), 5)}
+                    for c, d, m in zip(rig.cameras, deg, move, strict=True)},
+        "seconds": time.perf_counter() - t0,
+    })  # fmt: skip
+    return SelfCalibration(refined, True, info)
+
+
+def _r(e: np.ndarray) -> float:
+    return round(float(np.median(e)), 3) if e.size else float("nan")
+
+
+__all__ = ["ScenePoints", "SelfCalibration", "SelfCalibrationConfig", "adjust_extrinsics",
+           "held_out_errors", "self_calibrate"]  # fmt: skip
