@@ -26,6 +26,14 @@ associated 2D (the association is the people stage's, the same for every method)
 Besides the median over the joints each method reconstructed, the "common" column is the
 median over the joints every method reconstructed (a method that fills gaps others leave is
 otherwise scored on harder joints).
+
+``--self-calibrate``: every method also on the calibration refined by mvhand's
+self-calibration (:mod:`mvhand.calibrate.selfcal`), without letting the refinement see what
+is scored: the extrinsics are refined on the first half of the frames (every camera's hands
+and, for Pose2Sim, bodies, the points ``mvhand run`` uses) and the methods are scored
+leave-one-camera-out on the second half, then the other way round; both halves' errors are
+pooled. The given calibration is scored on the same frames. Pose2Sim single's bodies come from
+the run's cache (``mvhand run`` keeps them since cache version 4).
 """
 
 from __future__ import annotations
@@ -61,14 +69,21 @@ def load_handmocap(folder: Path) -> tuple[Rig, Keypoints2D]:
 
 def load_run(folder: Path) -> tuple[Rig, Keypoints2D]:
     """The 2D and calibration of an ``mvhand run`` output folder (the calibration the run
-    used, else the converted one beside the folder, ``FOLDER.toml``)."""
+    was given: :func:`given_calibration`)."""
     from mvhand.io.calibration import load_calibration
     from mvhand.io.keypoints import load_keypoints
 
     kp = load_keypoints(folder / "keypoints2d.npz")
-    calib = folder / "calibration.toml"
-    calib = calib if calib.exists() else folder.with_suffix(".toml")
-    return load_calibration(calib).subset(kp.cameras), kp
+    return load_calibration(given_calibration(folder)).subset(kp.cameras), kp
+
+
+def given_calibration(folder: Path) -> Path:
+    """The calibration a run was given (before any self-calibration): ``calibration_given.toml``
+    if the run refined its cameras, else ``calibration.toml``, else ``FOLDER.toml``."""
+    for calib in (folder / "calibration_given.toml", folder / "calibration.toml"):
+        if calib.exists():
+            return calib
+    return folder.with_suffix(".toml")
 
 
 def load_people_hands(path: Path) -> tuple[Rig, list[tuple[str, Keypoints2D]]]:
@@ -81,7 +96,7 @@ def load_people_hands(path: Path) -> tuple[Rig, list[tuple[str, Keypoints2D]]]:
     det, res = people.detections, people.result
     if det is None:
         raise SystemExit(f"{path}: written before the 2D rows were stored; rerun mvhand run")
-    rig = load_calibration(path.parent / "calibration.toml").subset(det.cameras)
+    rig = load_calibration(given_calibration(path.parent)).subset(det.cameras)
     out = []
     for p, pid in enumerate(res.person_ids):
         for side, hand in enumerate(("left", "right")):
@@ -94,6 +109,81 @@ def load_people_hands(path: Path) -> tuple[Rig, list[tuple[str, Keypoints2D]]]:
                 out.append((f"person {int(pid)} {hand}",
                             Keypoints2D(kp, sc, det.cameras, fps=det.fps)))  # fmt: skip
     return rig, out
+
+
+def scene_points(rig: Rig, kp: Keypoints2D, body: tuple | None = None, cfg=None):
+    """The self-calibration's points: the hands (after the left/right repair) and, when
+    given, bodies ``(px (C, T, 17, 2), scores (C, T, 17))``, as ``cfg.sources`` says: what
+    ``mvhand run`` uses."""
+    from mvhand.calibrate.selfcal import SelfCalibrationConfig
+    from mvhand.pipeline.selfcal import single_person_points
+    from mvhand.stages.reconstruct import ReconstructConfig
+
+    cfg = cfg or SelfCalibrationConfig()
+    tri = ReconstructConfig().triangulation
+    return single_person_points(rig, kp, *(body or (None, None)), cfg, tri)
+
+
+def load_run_bodies(folder: Path, cameras: tuple[str, ...]) -> tuple | None:
+    """Bodies ``(C, T, 17, 2)``, scores of a run folder's cache (None: an older cache)."""
+    px, sc = [], []
+    for cam in cameras:
+        path = folder / "cache" / f"{cam}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as z:
+            if "body_px" not in z.files:
+                return None
+            px.append(z["body_px"])
+            sc.append(z["body_scores"])
+    return np.stack(px), np.stack(sc)
+
+
+def evaluate_self_calibrated(name: str, rig: Rig, kps: list[tuple[str, Keypoints2D]],
+                             points, methods: list[str], cfg) -> None:  # fmt: skip
+    """Every method on the given and on the self-calibrated rig, refined on one half of the
+    frames and scored on the other (both ways, pooled); ``points``: ScenePoints of all
+    frames (every hand of ``kps`` is scored)."""
+    from mvhand.calibrate.selfcal import refine_rig
+    from mvhand.stages.reconstruct import ReconstructConfig
+
+    if points.points_px.shape[1] == 0:
+        print(f"\n## {name}: no points for the self-calibration ({cfg.sources})")
+        return
+    T = kps[0][1].n_frames
+    cut = T // 2
+    errs: dict = {}
+    for fit, test in (((0, cut), (cut, T)), ((cut, T), (0, cut))):
+        keep = np.flatnonzero((points.frame >= fit[0]) & (points.frame < fit[1]))
+        refined, info = refine_rig(rig, points.take(keep), cfg, ReconstructConfig().triangulation)
+        print(f"  refined on frames {fit[0]}-{fit[1] - 1}: {info['points']} points, rotations "
+              f"{np.round(info['rotation_deg'], 2).tolist()} deg, median error "
+              f"{info['median_error_px'][0]:.2f} -> {info['median_error_px'][1]:.2f} px")
+        for label, kp in kps:
+            part = kp.frames(*test)
+            for key in methods:
+                for which, r in (("given", rig), ("self-calibrated", refined)):
+                    try:
+                        e = np.stack([held_out_errors(METHODS[key], r, part,
+                                                      [o for o in range(len(r)) if o != c],
+                                                      True)[0] for c in range(len(r))])
+                    except MethodSkippedError:
+                        continue
+                    errs.setdefault((label, key, which), []).append(e[np.isfinite(e)])
+    for label, _ in kps:
+        print(f"\n## {name} {label}: leave-one-camera-out on frames the refinement did not see")
+        base = errs.get((label, "robust", "given"))
+        ref = np.median(np.concatenate(base)) if base else np.nan
+        print(f"{'method':28s} {'given px':>9s} {'p90':>7s} {'self-cal px':>11s} {'p90':>7s} "
+              f"{'below robust on given':>22s}")  # fmt: skip
+        for key in methods:
+            if (label, key, "given") not in errs:
+                continue
+            g = np.concatenate(errs[(label, key, "given")])
+            r = np.concatenate(errs[(label, key, "self-calibrated")])
+            print(f"{METHODS[key].label:28s} {np.median(g):9.3f} {np.percentile(g, 90):7.2f} "
+                  f"{np.median(r):11.3f} {np.percentile(r, 90):7.2f} "
+                  f"{100 * (1 - np.median(r) / ref):+21.1f}%", flush=True)  # fmt: skip
 
 
 def held_out_errors(method, rig: Rig, kp: Keypoints2D, fit: list[int],
@@ -177,9 +267,16 @@ def main() -> None:
     ap.add_argument("--no-handmocap", action="store_true", help="skip handmocap")
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--no-subsets", action="store_true", help="skip the handmocap subsets")
+    ap.add_argument("--self-calibrate", action="store_true",
+                    help="instead: every method on the given and on the self-calibrated "
+                    "calibration, refined on the other half of the frames")  # fmt: skip
+    ap.add_argument("--selfcal", action="append", default=[], metavar="KEY=VALUE",
+                    help="a self_calibration setting for --self-calibrate, e.g. sources=body")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # aniposelib's numba compilation warnings
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.self_calibrate:
+        return main_self_calibrated(args, methods)
     if not args.no_handmocap:
         rig, kp = load_handmocap(args.data / "handmocap")
         evaluate("handmocap right hand", rig, kp, methods, not args.no_subsets)
@@ -190,6 +287,34 @@ def main() -> None:
         rig, hands = load_people_hands(path)
         for label, kp in hands:
             evaluate(f"{path.parent.name} {label}", rig, kp, methods, False)
+
+
+def main_self_calibrated(args, methods: list[str]) -> None:
+    """``--self-calibrate``: the same recordings, each method on both calibrations."""
+    from mvhand.calibrate.selfcal import SelfCalibrationConfig
+    from mvhand.config import load_config
+    from mvhand.io.people import load_people
+    from mvhand.pipeline.selfcal import people_points
+
+    cfg = load_config(SelfCalibrationConfig, None, args.selfcal)
+    print(f"self-calibration: {cfg}")
+
+    if not args.no_handmocap:
+        rig, kp = load_handmocap(args.data / "handmocap")
+        evaluate_self_calibrated("handmocap", rig, [("right hand", kp)],
+                                 scene_points(rig, kp, None, cfg), methods, cfg)  # fmt: skip
+    for folder in args.pose2sim:
+        rig, kp = load_run(folder)
+        body = load_run_bodies(folder, kp.cameras)
+        if body is None:
+            print(f"{folder}: no bodies in the cache (rerun mvhand run): hands only")
+        evaluate_self_calibrated(f"Pose2Sim {folder.name}", rig, [("both hands", kp)],
+                                 scene_points(rig, kp, body, cfg), methods, cfg)  # fmt: skip
+    for path in args.people_npz:
+        rig, hands = load_people_hands(path)
+        pf = load_people(path)
+        pts = people_points(pf.detections, pf.result, cfg)
+        evaluate_self_calibrated(path.parent.name, rig, hands, pts, methods, cfg)
 
 
 if __name__ == "__main__":

@@ -76,12 +76,16 @@ class _Bars:
 @click.option("--person", default=None, help="With several people, whose hands go to "
               "OUT/hands3d.npz: 'primary' (seen in the most views), a person id, or "
               "'near:x,y,z' (nearest that point, in the output's units).")
+@click.option("--self-calibrate/--no-self-calibrate", "self_calibrate", default=None,
+              help="Refine the cameras' poses on the recording's hands and bodies, used when a "
+              "check on frames the refinement did not see says it helps "
+              "(self_calibration.enabled; on by default).")
 @set_option
 @units_option
 def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir: Path,
             frames_text: str | None, overlay: bool, no_cache: bool, workers: int | None,
-            max_people: int | None, person: str | None, overrides: tuple[str, ...],
-            units: str | None) -> None:  # fmt: skip
+            max_people: int | None, person: str | None, self_calibrate: bool | None,
+            overrides: tuple[str, ...], units: str | None) -> None:  # fmt: skip
     """Run the whole pipeline on VIDEOS, a folder with one video per camera.
 
     Each video's file stem must be a camera name of the calibration (or set [video] mapping
@@ -102,6 +106,9 @@ def command(calib_path: Path, videos: Path, pipeline_path: Path | None, out_dir:
     if max_people is not None:
         cfg = dataclasses.replace(cfg, detect=dataclasses.replace(cfg.detect,
                                                                   max_people=max_people))
+    if self_calibrate is not None:
+        cfg = dataclasses.replace(cfg, self_calibration=dataclasses.replace(
+            cfg.self_calibration, enabled=self_calibrate))  # fmt: skip
     if person is not None:
         from mvhand.pipeline.config import parse_person
 

@@ -5,7 +5,8 @@ What a user sees in ``OUT/`` (each name is written by one function, all listed i
 - ``hands3d.npz``, ``hands3d.csv``: the 3D hands (see :mod:`mvhand.io.results`);
 - ``keypoints2d.npz``: the 2D keypoints of every camera (``mvhand run``);
 - ``report.json``: quality figures and every warning; ``config.toml``: the resolved config
-  that replays the run; ``calibration.toml``: the cameras as used;
+  that replays the run; ``calibration.toml``: the cameras as used (refined by the
+  self-calibration when it was used; the given ones then in ``calibration_given.toml``);
 - ``hands3d_people.npz``: every person's hands and body (``mvhand people``);
 - ``summary.png``; ``hand_model.npz``, ``joint_angles.csv``, ``fit_config.toml`` and meshes
   (the hand-model fit); ``overlay/`` (videos);
@@ -50,6 +51,7 @@ NAMES: dict[str, str] = {
     "report": "report.json",
     "config": "config.toml",
     "calibration": "calibration.toml",
+    "calibration_given": "calibration_given.toml",
     "summary": "summary.png",
     "hand_model": "hand_model.npz",
     "joint_angles": "joint_angles.csv",

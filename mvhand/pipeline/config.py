@@ -1,10 +1,10 @@
 """The pipeline config: one frozen dataclass per stage, loaded strictly from ``pipelines/*.toml``.
 
 Sections: ``[video]``, ``[backend]``, ``[detect]``, ``[palm]``, ``[tracking]``, ``[hands2d]``,
-``[reconstruct]`` (with ``.triangulation`` and ``.optimizer``), ``[people]``, ``[refine]``,
-``[fit]``, ``[export]``. Every key, its
-default and its range are declared once, in the stage that uses it; ``mvhand run --set
-key=value`` overrides any of them, and the resolved config is written next to the outputs.
+``[self_calibration]``, ``[reconstruct]`` (with ``.triangulation`` and ``.optimizer``),
+``[people]``, ``[refine]``, ``[fit]``, ``[export]``. Every key, its default and its range are
+declared once, in the stage that uses it; ``mvhand run --set key=value`` overrides any of
+them, and the resolved config is written next to the outputs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mvhand.backends.registry import BackendConfig
+from mvhand.calibrate.selfcal import SelfCalibrationConfig
 from mvhand.config import config_to_dict, load_config, param
 from mvhand.errors import ConfigError
 from mvhand.export.config import ExportConfig
@@ -67,6 +68,9 @@ class PipelineConfig:
     palm: PalmConfig = param(PalmConfig(), "hand-first path: palm detector, no body needed")
     tracking: TrackingConfig = param(TrackingConfig(), "hand tracking")
     hands2d: Hands2DConfig = param(Hands2DConfig(), "2D hand keypoints")
+    self_calibration: SelfCalibrationConfig = param(
+        SelfCalibrationConfig(), "the cameras' poses refined on the recording's hands and "
+        "bodies, when a check on frames it did not see says it helps")  # fmt: skip
     reconstruct: ReconstructConfig = param(ReconstructConfig(), "3D reconstruction")
     people: PeopleConfig = param(PeopleConfig(), "several people (detect.max_people > 1): "
                                  "association across cameras and time, 3D per person-hand")

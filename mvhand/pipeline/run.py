@@ -21,6 +21,7 @@ import numpy as np
 from mvhand.config import config_to_toml
 from mvhand.core.camera import Rig
 from mvhand.core.data import Hands3D, Keypoints2D
+from mvhand.core.triangulate import triangulate
 from mvhand.errors import ConfigError, InputError, MvhandError
 from mvhand.io.calib_convert import load_rig
 from mvhand.io.calibration import save_calibration
@@ -33,6 +34,12 @@ from mvhand.pipeline.config import PipelineConfig, frontend_dict
 from mvhand.pipeline.fit import write_fit
 from mvhand.pipeline.people import people_section
 from mvhand.pipeline.report import assemble, collect_warnings, reconstruction_section
+from mvhand.pipeline.selfcal import (
+    SelfCalibration,
+    people_points,
+    self_calibrate,
+    single_person_points,  # fmt: skip
+)
 from mvhand.pipeline.workers import compute_cameras_2d, map_processes, resolve_workers
 from mvhand.stages.reconstruct import reconstruction_report, run_reconstruct
 
@@ -203,33 +210,53 @@ def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: b
     fps = check.fps / rng.step if check.fps > 0 else None
     people = None
     if cfg.detect.max_people > 1:
-        kp, rec, people = _people(results, len(rng), fps, check.rig, cfg, progress)
+        kp, rec, people, selfcal = _people(results, len(rng), fps, check.rig, cfg, progress)
     else:
         kp = Keypoints2D(np.stack([r.keypoints_px for r in results.values()]),
                          np.stack([r.scores for r in results.values()]), tuple(results),
                          fps=fps)  # fmt: skip
         _check_any_hand(kp)
+        selfcal = _self_calibration(check.rig.subset(kp.cameras), cfg, lambda rig_: (
+            single_person_points(rig_, kp, np.stack([r.body_px for r in results.values()]),
+                                 np.stack([r.body_scores for r in results.values()]),
+                                 cfg.self_calibration, cfg.reconstruct.triangulation)),
+            progress)  # fmt: skip
         progress("3d", "all", 0, 1)
-        rec = run_reconstruct(kp, check.rig, cfg.reconstruct)
+        rec = run_reconstruct(kp, selfcal.rig, cfg.reconstruct)
         progress("3d", "all", 1, 1)
+    rig = selfcal.rig  # the cameras of the 3D: the given ones, or refined on the recording
     refine_info = None
     if cfg.refine.enabled:
-        kp, rec, refine_info = _refine(folder, videos, rng, kp, rec, check.rig, cfg,
+        kp, rec, refine_info = _refine(folder, videos, rng, kp, rec, rig, cfg,
                                        None if people else results, factory, use_cache,
                                        progress)  # fmt: skip
     t_3d = time.perf_counter()
-    section, consistency = reconstruction_section(rec, check.rig)
+    section, consistency = reconstruction_section(rec, rig)
     for w in consistency:
         log.warning(w)
     timings = {"inputs": t_in - t0, "cameras_2d": t_2d - t_in, "reconstruct": t_3d - t_2d}
     run_info = _run_info(videos, rng, fps, check, results, reused, refine_info)
+    run_info["self_calibration"] = selfcal.info
     if offsets:
         run_info["inputs"]["frame_offsets"] = offsets
     if people is not None:
         run_info["people"] = people_section(people[1], people[2], cfg.person)
-    report = _publish(folder, cfg, kp, rec, check.rig, videos, rng, run_info, section,
-                      timings, warnings, str(videos_dir), people)  # fmt: skip
+    report = _publish(folder, cfg, kp, rec, rig, videos, rng, run_info, section,
+                      timings, warnings, str(videos_dir), people,
+                      check.rig if selfcal.applied else None)  # fmt: skip
     return RunResult(folder.root, kp, results, report, tuple(reused), rec.hands3d)
+
+
+def _self_calibration(rig: Rig, cfg: PipelineConfig, points: Callable,
+                      progress: Progress) -> SelfCalibration:  # fmt: skip
+    """The rig the 3D stage uses: refined on ``points(rig)`` (ScenePoints) when
+    ``self_calibration`` is on and its check says it helps, else ``rig``."""
+    if not cfg.self_calibration.enabled:
+        return SelfCalibration(rig, False, {"applied": False, "reason": "switched off"})
+    progress("self-calibration", "all", 0, 1)
+    res = self_calibrate(rig, points(rig), cfg.self_calibration, cfg.reconstruct.triangulation)
+    progress("self-calibration", "all", 1, 1)
+    return res
 
 
 def _frame_offsets(calib, videos: dict[str, Path]) -> dict[str, int]:
@@ -276,6 +303,16 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
     from mvhand.stages.people import reconstruct_people, refresh_report
 
     det = gather_detections(results, n_frames, fps)
+    rig = rig.subset(det.cameras)
+
+    def points(rig_: Rig):  # everybody's joints, associated with the given cameras
+        first = reconstruct_people(rig_, det, cfg.people,
+                                   lambda r, k: triangulate(r, k, replace(
+                                       cfg.reconstruct.triangulation, swap_repair=False)))
+        return people_points(det, first, cfg.self_calibration)
+
+    selfcal = _self_calibration(rig, cfg, points, progress)
+    rig = selfcal.rig
     done: list = []  # one ReconstructResult per person slot
 
     def stage3d(rig_: Rig, kp: Keypoints2D) -> Hands3D:
@@ -310,7 +347,7 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
         raise InputError("no person was seen by two cameras at once, so there is nothing to "
                          "reconstruct; see the warnings above")  # fmt: skip
     rec = _hands_of(done, *source[slot])
-    return rec.hands3d.views.keypoints, rec, (det, res, slot)
+    return rec.hands3d.views.keypoints, rec, (det, res, slot), selfcal
 
 
 def _reconstruct_job(job: tuple):
@@ -355,8 +392,10 @@ def _refine(folder, videos, rng, kp, rec, rig, cfg, results, factory, use_cache,
 def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: Rig,
              videos: dict[str, Path], rng: range, run_info: dict, section: dict,
              timings: dict, warnings: list[str], title: str,
-             people: tuple | None = None) -> dict[str, Any]:  # fmt: skip
-    """Write every output into a staging set and publish it (all or nothing)."""
+             people: tuple | None = None, given_rig: Rig | None = None
+             ) -> dict[str, Any]:  # fmt: skip
+    """Write every output into a staging set and publish it (all or nothing); ``given_rig``:
+    the calibration as given, when self-calibration replaced it by ``rig``."""
     h3 = rec.hands3d
     with folder.transaction() as tx:
         overlays_done = people is not None and _write_people(tx, cfg, people, videos, rng,
@@ -365,6 +404,8 @@ def _publish(folder: RunFolder, cfg: PipelineConfig, kp: Keypoints2D, rec, rig: 
         save_hands3d(tx.path("hands3d"), h3, kp.fps, tx.run_id)
         save_hands3d_csv(tx.path("hands3d_csv"), h3)
         save_calibration(tx.path("calibration"), rig)
+        if given_rig is not None:
+            save_calibration(tx.path("calibration_given"), given_rig)
         fit_info = None
         if cfg.fit.enabled:
             t0 = time.perf_counter()
