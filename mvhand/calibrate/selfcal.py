@@ -306,14 +306,15 @@ def adjust_extrinsics(rig: Rig, X: np.ndarray, px: np.ndarray, weights: np.ndarr
             Ud = U + lam * np.einsum("cii->ci", U)[:, :, None] * np.eye(K)
             Vd = V + lam * np.einsum("mii->mi", V)[:, :, None] * np.eye(3) + 1e-12 * np.eye(3)
             Vinv = _inv3(Vd)
-            Y = np.einsum("pcia,pab->pcib", Wd, Vinv).reshape(M, K * C, 3)
-            S = -np.einsum("pxb,pyb->xy", Y, Wd.reshape(M, K * C, 3))
+            W2 = Wd.reshape(M, K * C, 3)
+            Y = W2 @ Vinv  # (M, K C, 3), batched matrix products (BLAS, not einsum loops)
+            S = -np.tensordot(Y, W2, axes=([0, 2], [0, 2]))
             for c in range(C):
                 S[K * c : K * c + K, K * c : K * c + K] += Ud[c]
-            rhs = -gc.ravel() + np.einsum("pxb,pb->x", Y, gx)
+            rhs = -gc.ravel() + np.tensordot(Y, gx, axes=([0, 2], [0, 1]))
             dc = np.linalg.solve(S, rhs).reshape(C, K)
-            dx = -np.einsum("pab,pb->pa", Vinv,
-                            gx + np.einsum("pcia,ci->pa", Wd, dc))  # fmt: skip
+            dx = -(Vinv @ (gx + np.tensordot(W2, dc.ravel(), axes=([1], [0])))[:, :, None]
+                   )[:, :, 0]  # fmt: skip
             f_new = cost(cp + dc, Xc + dx)
             evaluations += 1
             if f_new < f:
@@ -415,8 +416,10 @@ def _self_calibrate(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig,
         if np.sum(pts.seen_by(cfg.min_views) & fit) < cfg.min_points // 2:
             continue
         refined, adj = refine_rig(rig, pts.take(np.flatnonzero(fit)), cfg, tri_cfg)
-        e0 = held_out_errors(rig, pts, tri_cfg, test)
-        e1 = held_out_errors(refined, pts, tri_cfg, test)
+        scored = np.zeros(len(test), bool)  # at most max_points, spread over the frames
+        scored[_spread(np.flatnonzero(test), pts.frame, cfg.max_points)] = True
+        e0 = held_out_errors(rig, pts, tri_cfg, scored)
+        e1 = held_out_errors(refined, pts, tri_cfg, scored)
         before.append(e0)
         after.append(e1)
         folds.append({"points": adj["points"], "held_out_median_px": [_r(e0), _r(e1)],
