@@ -170,6 +170,14 @@ def evaluate_self_calibrated(name: str, rig: Rig, kps: list[tuple[str, Keypoints
                     except MethodSkippedError:
                         continue
                     errs.setdefault((label, key, which), []).append(e[np.isfinite(e)])
+    if len(kps) > 1:  # every scored hand's errors together
+        for key in methods:
+            for which in ("given", "self-calibrated"):
+                parts = [e for (lab, k, w), v in errs.items() if k == key and w == which
+                         for e in v]  # fmt: skip
+                if parts:
+                    errs[("all hands pooled", key, which)] = parts
+        kps = [*kps, ("all hands pooled", None)]
     for label, _ in kps:
         print(f"\n## {name} {label}: leave-one-camera-out on frames the refinement did not see")
         base = errs.get((label, "robust", "given"))
