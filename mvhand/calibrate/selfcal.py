@@ -85,8 +85,10 @@ class SelfCalibrationConfig:
         6000, "At most this many points, evenly spread over the frames, go into each "
         "adjustment (its cost is bounded by this, not by the video's length).", ge=100,
     )  # fmt: skip
+    # 0.05: on the rendered L1 sequence (exact cameras) the error fell 2.4 % with a refinement
+    # that would have raised the MPJPE 6.95 -> 7.31 mm; handmocap fell 8 %, Pose2Sim 22-25 %.
     min_gain: float = param(
-        0.03, "The check's leave-one-camera-out error on unseen frames must fall by at least "
+        0.05, "The check's leave-one-camera-out error on unseen frames must fall by at least "
         "this fraction for the refinement to be used.", ge=0, le=1,
     )  # fmt: skip
     min_gain_px: float = param(
