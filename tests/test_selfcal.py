@@ -204,3 +204,17 @@ def test_a_run_with_a_turned_camera_uses_and_reports_the_refined_cameras(tmp_pat
 
     assert shape_mm(X_on) < 0.5 * shape_mm(X_off)
     assert "self_calibration" in (out / "config.toml").read_text()
+
+
+def test_a_failing_adjustment_keeps_the_given_cameras(monkeypatch, caplog):
+    import mvhand.pipeline.selfcal as ps
+
+    def broken(*a, **k):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(ps, "_self_calibrate", broken)
+    rig = synthetic.make_or_rig(3, distortion=False)
+    pts = ScenePoints.from_arrays(np.zeros((3, 1, 1, 2)), np.ones((3, 1, 1)), 0)
+    res = ps.self_calibrate(rig, pts, SelfCalibrationConfig(), TriangulationConfig())
+    assert res.rig is rig and not res.applied and "Singular matrix" in res.info["reason"]
+    assert "the given cameras are used" in caplog.text

@@ -67,7 +67,11 @@ def self_calibrate(rig: Rig, points: ScenePoints, cfg: SelfCalibrationConfig,
                    tri_cfg: TriangulationConfig) -> SelfCalibration:  # fmt: skip
     """The refinement of ``rig`` (its cameras in the points' order), logged; a used
     refinement that turns a camera by more than ``warn_deg`` is a warning."""
-    res = _self_calibrate(rig, points, cfg, replace(tri_cfg, swap_repair=False))
+    try:
+        res = _self_calibrate(rig, points, cfg, replace(tri_cfg, swap_repair=False))
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:  # degenerate points
+        log.warning("self-calibration failed (%s): the given cameras are used", exc)
+        return SelfCalibration(rig, False, {"applied": False, "reason": f"failed: {exc}"})
     for w in selfcal_warnings(res, cfg):
         log.warning(w)
     if not res.applied:
