@@ -103,6 +103,11 @@ class SelfCalibrationConfig:
     )  # fmt: skip
 
 
+#: Adjustments per refinement, each on the inlier views of the cameras the last one gave: a
+#: camera turned by a degree has most of its views rejected by the given cameras'
+#: triangulation, so the first round corrects it only in part.
+REFINE_ROUNDS = 2
+
 #: The default settings, and the triangulation's (one instance each, for function defaults).
 DEFAULT_CONFIG = SelfCalibrationConfig()
 _TRIANGULATION = TriangulationConfig()
@@ -192,10 +197,17 @@ def refine_rig(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig = DEFAULT_
                tri_cfg: TriangulationConfig = _TRIANGULATION) -> tuple[Rig, dict]:  # fmt: skip
     """The rig refined on all of ``pts`` (no check): :func:`adjust_extrinsics` on their
     inlier views; the info adds the points used and per camera the rotation (degrees)."""
-    X, px, w, _ = _inlier_points(rig, pts, cfg, tri_cfg)
-    refined, adj = adjust_extrinsics(rig, X, px, w, cfg)
-    # the points alone leave the world frame free: keep the given one
-    s, R, t = _robust_similarity(adj.pop("points"), X)
+    refined, first = rig, None
+    for _ in range(REFINE_ROUNDS):  # the views that are inliers change as the cameras do
+        X, px, w, idx = _inlier_points(refined, pts, cfg, tri_cfg)
+        refined, adj = adjust_extrinsics(rig, X, px, w, cfg, start=refined)
+        first = first or adj["median_error_px"][0]
+    adj["median_error_px"][0] = first
+    # the points alone leave the world frame free: keep the given one (the given rig's
+    # triangulation of the same joints)
+    Xg, _ = triangulate_points(rig, pts.points_px[:, idx], pts.scores[:, idx], tri_cfg)
+    ok = np.isfinite(Xg).all(-1)
+    s, R, t = _robust_similarity(adj.pop("points")[ok], Xg[ok])
     refined = Rig(transform_cameras(refined.cameras, s, R, t), rig.units)
     deg, move = _pose_change(rig, refined)
     return refined, {"points": len(X), **adj, "rotation_deg": deg, "moved": move}
@@ -227,7 +239,8 @@ def _pose_change(rig: Rig, new: Rig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def adjust_extrinsics(rig: Rig, X: np.ndarray, px: np.ndarray, weights: np.ndarray,
-                      cfg: SelfCalibrationConfig) -> tuple[Rig, dict]:  # fmt: skip
+                      cfg: SelfCalibrationConfig, start: Rig | None = None
+                      ) -> tuple[Rig, dict]:  # fmt: skip
     """Bundle adjustment of every camera's pose and the points, with the prior of ``cfg``.
 
     Levenberg-Marquardt on the Schur complement (the points eliminated, 3x3 block by block),
@@ -238,6 +251,7 @@ def adjust_extrinsics(rig: Rig, X: np.ndarray, px: np.ndarray, weights: np.ndarr
         rig: the given cameras (their poses are the prior's centre).
         X: ``(M, 3)`` initial points; px: ``(C, M, 2)`` their views; weights: ``(C, M)``
             (0: view not used).
+        start: the cameras to start from (default ``rig``).
 
     Returns:
         The refined rig, and the median weighted pixel error before and after.
@@ -247,7 +261,7 @@ def adjust_extrinsics(rig: Rig, X: np.ndarray, px: np.ndarray, weights: np.ndarr
     ci, pi = np.nonzero(weights > 0)
     uv, sw = px[ci, pi], np.sqrt(weights[ci, pi])
     K = 6  # parameters per camera: rotation vector, translation
-    cp0 = np.stack([np.concatenate([c.rvec, c.t_cam_world]) for c in cams])
+    cp0 = np.stack([np.concatenate([c.rvec, c.t_cam_world]) for c in (start or rig).cameras])
     R0 = np.stack([c.R_cam_world for c in cams])
     centres0 = np.stack([c.center_world for c in cams])
     distance = np.linalg.norm(centres0 - np.median(X, axis=0), axis=1)

@@ -29,13 +29,17 @@ from mvhand.io.calib_convert import load_rig
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="TOML with [triangulation] and [optimizer] tables, or a pipeline config "
               "(its [reconstruct] section is used; with --people its [people] section).")
+@click.option("--self-calibrate", "self_cal", is_flag=True,
+              help="First refine the cameras' poses on the hands, as `mvhand run` does (with "
+              "its check on frames the refinement did not see): the refined cameras go to "
+              "OUT/calibration.toml, the given ones to OUT/calibration_given.toml.")
 @set_option
 @units_option
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 def command(calib_path: Path, kp_path: Path | None, people: bool, fmt: str | None,
             table_path: Path | None, cameras: str | None, fps: float | None, out_dir: Path,
-            config_path: Path | None, overrides: tuple[str, ...], units: str | None,
-            inputs: tuple[Path, ...]) -> None:  # fmt: skip
+            config_path: Path | None, self_cal: bool, overrides: tuple[str, ...],
+            units: str | None, inputs: tuple[Path, ...]) -> None:  # fmt: skip
     """Triangulate and optimize 3D hand joints from multi-view 2D keypoints.
 
     Writes OUT/hands3d.npz, OUT/hands3d.csv, OUT/config.toml, OUT/report.json and
@@ -50,6 +54,8 @@ def command(calib_path: Path, kp_path: Path | None, people: bool, fmt: str | Non
     --set association.max_speed_mps=4.
     """
     if people:
+        if self_cal:
+            raise click.UsageError("--self-calibrate goes with --keypoints, not --people")
         if kp_path is not None or fmt is None or not inputs:
             raise click.UsageError("--people takes --format coco|openpose and the detection "
                                    "files as INPUTS, not --keypoints")  # fmt: skip
@@ -59,12 +65,13 @@ def command(calib_path: Path, kp_path: Path | None, people: bool, fmt: str | Non
     if kp_path is None or inputs or fmt or table_path or cameras or fps is not None:
         raise click.UsageError("--keypoints FILE is required; INPUTS, --format, --image-table, "
                                "--cameras and --fps go with --people")  # fmt: skip
-    _triangulate_keypoints(calib_path, kp_path, out_dir, config_path, overrides, units)
+    _triangulate_keypoints(calib_path, kp_path, out_dir, config_path, overrides, units,
+                           self_cal)  # fmt: skip
 
 
 def _triangulate_keypoints(calib_path: Path, kp_path: Path, out_dir: Path,
                            config_path: Path | None, overrides: tuple[str, ...],
-                           units: str | None) -> None:  # fmt: skip
+                           units: str | None, self_cal: bool = False) -> None:  # fmt: skip
     from mvhand.config import load_config
     from mvhand.io.keypoints import load_keypoints
     from mvhand.pipeline.triangulate import triangulate_to_folder
@@ -76,10 +83,14 @@ def _triangulate_keypoints(calib_path: Path, kp_path: Path, out_dir: Path,
     rig = match_cameras(kp, rig, kp_path)
     inputs = {"calibration": str(calib_path), "keypoints": str(kp_path),
               "cameras": list(kp.cameras)}  # fmt: skip
-    _, report = triangulate_to_folder(kp, rig, out_dir, cfg, inputs)
+    from mvhand.calibrate.selfcal import SelfCalibrationConfig
+
+    _, report = triangulate_to_folder(kp, rig, out_dir, cfg, inputs,
+                                      SelfCalibrationConfig() if self_cal else None)  # fmt: skip
     print_reconstruction_summary(report)
     if report["warnings"]:
         click.secho(f"{len(report['warnings'])} warning(s): see above and "
                     f"{out_dir / 'report.json'}", fg="yellow", err=True)  # fmt: skip
+    given = ", calibration_given.toml" if report.get("self_calibration", {}).get("applied") else ""
     click.echo(f"wrote {out_dir / 'hands3d.npz'}, hands3d.csv, report.json, config.toml, "
-               "calibration.toml")  # fmt: skip
+               f"calibration.toml{given}")  # fmt: skip

@@ -98,5 +98,5 @@ def selfcal_warnings(res: SelfCalibration, cfg: SelfCalibrationConfig) -> list[s
             "are in calibration_given.toml; --no-self-calibrate keeps them)"]  # fmt: skip
 
 
-__all__ = ["SelfCalibration", "people_points", "self_calibrate", "selfcal_warnings",
-           "single_person_points"]
+__all__ = ["SelfCalibration", "SelfCalibrationConfig", "people_points", "self_calibrate",
+           "selfcal_warnings", "single_person_points"]

@@ -19,6 +19,7 @@ from mvhand.pipeline.report import (
     empty_result_reason,
     reconstruction_section,
 )
+from mvhand.pipeline.selfcal import SelfCalibrationConfig, self_calibrate, single_person_points
 from mvhand.stages.reconstruct import ReconstructConfig, ReconstructResult, run_reconstruct
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,14 @@ log = logging.getLogger(__name__)
 
 def triangulate_to_folder(kp: Keypoints2D, rig: Rig, out_dir: str | Path,
                           cfg: ReconstructConfig | None = None,
-                          inputs: dict[str, Any] | None = None
+                          inputs: dict[str, Any] | None = None,
+                          self_calibration: SelfCalibrationConfig | None = None
                           ) -> tuple[ReconstructResult, dict[str, Any]]:  # fmt: skip
     """Reconstruct ``kp`` and publish hands3d.npz/.csv, calibration, config and report.
+
+    With ``self_calibration`` (enabled), the cameras are first refined on the hands (as
+    ``mvhand run`` does, without bodies) when its check says it helps; the refined cameras
+    then go to calibration.toml and the given ones to calibration_given.toml.
 
     Raises:
         InputError: nothing could be reconstructed (the message says why); nothing is written.
@@ -40,6 +46,13 @@ def triangulate_to_folder(kp: Keypoints2D, rig: Rig, out_dir: str | Path,
         if kp.n_cameras < 2:
             raise InputError(f"3D needs at least two cameras; the keypoints have "
                              f"{kp.n_cameras} ({', '.join(kp.cameras)})")  # fmt: skip
+        given = rig = rig.subset(kp.cameras)
+        selfcal = None
+        if self_calibration is not None and self_calibration.enabled:
+            selfcal = self_calibrate(rig, single_person_points(
+                rig, kp, None, None, self_calibration, cfg.triangulation), self_calibration,
+                cfg.triangulation)  # fmt: skip
+            rig = selfcal.rig
         rec = run_reconstruct(kp, rig, cfg)
         reason = empty_result_reason(rec.hands3d, cfg.triangulation.min_score)
         if reason is not None:
@@ -50,8 +63,13 @@ def triangulate_to_folder(kp: Keypoints2D, rig: Rig, out_dir: str | Path,
         with folder.transaction() as tx:
             save_hands3d(tx.path("hands3d"), rec.hands3d, kp.fps, tx.run_id)
             save_hands3d_csv(tx.path("hands3d_csv"), rec.hands3d)
-            save_calibration(tx.path("calibration"), rig.subset(kp.cameras))
-            report = assemble(warnings, reconstruction=section, inputs=inputs)
+            save_calibration(tx.path("calibration"), rig)
+            extra = {}
+            if selfcal is not None:
+                extra["self_calibration"] = selfcal.info
+                if selfcal.applied:
+                    save_calibration(tx.path("calibration_given"), given)
+            report = assemble(warnings, reconstruction=section, inputs=inputs, **extra)
             tx.write_config(config_to_toml(cfg))
             tx.write_report(report)
     return rec, {"run_id": tx.run_id, **report}
