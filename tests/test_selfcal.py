@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 from mvhand.calibrate.bundle import similarity_align
 from mvhand.calibrate.selfcal import (
     ScenePoints,
+    SelfCalibration,
     SelfCalibrationConfig,
     held_out_errors,
     self_calibrate,  # fmt: skip
@@ -209,6 +210,12 @@ def test_a_run_with_a_turned_camera_uses_and_reports_the_refined_cameras(tmp_pat
            for r in (report, report_off)]  # fmt: skip
     assert err[0] < 0.2 * err[1]
     assert "self_calibration" in (out / "config.toml").read_text()
+    from mvhand.pipeline.run import _title
+
+    worst = max(v["rotation_deg"] for v in sc["cameras"].values())
+    assert _title("v", SelfCalibration(used, True, sc)) == (
+        f"v (self-calibrated cameras: up to {worst:.1f} deg from the given calibration)")
+    assert _title("v", SelfCalibration(given, False, {})) == "v"
 
 
 def test_a_failing_adjustment_keeps_the_given_cameras(monkeypatch, caplog):

@@ -242,9 +242,17 @@ def _run(calib, videos_dir, folder: RunFolder, cfg: PipelineConfig, use_cache: b
     if people is not None:
         run_info["people"] = people_section(people[1], people[2], cfg.person)
     report = _publish(folder, cfg, kp, rec, rig, videos, rng, run_info, section,
-                      timings, warnings, str(videos_dir), people,
+                      timings, warnings, _title(str(videos_dir), selfcal), people,
                       check.rig if selfcal.applied else None)  # fmt: skip
     return RunResult(folder.root, kp, results, report, tuple(reused), rec.hands3d)
+
+
+def _title(title: str, selfcal: SelfCalibration) -> str:
+    """The figures' title; it says when the cameras were self-calibrated, and by how much."""
+    if not selfcal.applied:
+        return title
+    worst = max(v["rotation_deg"] for v in selfcal.info["cameras"].values())
+    return f"{title} (self-calibrated cameras: up to {worst:.1f} deg from the given calibration)"
 
 
 def _self_calibration(rig: Rig, cfg: PipelineConfig, points: Callable,
