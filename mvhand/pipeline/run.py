@@ -355,7 +355,27 @@ def _people(results: dict[str, Camera2D], n_frames: int, fps: float | None, rig:
         raise InputError("no person was seen by two cameras at once, so there is nothing to "
                          "reconstruct; see the warnings above")  # fmt: skip
     rec = _hands_of(done, *source[slot])
+    res.report["weights"] = _people_weights(done, source, res.person_ids)
     return rec.hands3d.views.keypoints, rec, (det, res, slot), selfcal
+
+
+def _people_weights(done: list, source: list[tuple[int, int]], person_ids) -> dict:
+    """Per person id and hand: the optimizer's weights, loss and held-out error (what its
+    cross-validation chose), for the report's people section; {} without the optimizer."""
+    out: dict = {}
+    for p, (left, right) in enumerate(source):
+        hands = {}
+        for h, (name, k) in enumerate((("left", left), ("right", right))):
+            info = (done[k].hands3d.info or {}).get("hands", [])
+            if h < len(info) and info[h].get("optimized"):
+                cv = info[h].get("cross_validation", {})
+                hands[name] = {"w_smoothness": info[h]["w_smoothness"],
+                               "w_bone": info[h]["w_bone"], "scheme": cv.get("scheme"),
+                               "loss": cv.get("loss"),
+                               "held_out_median_px": cv.get("held_out_median_px")}  # fmt: skip
+        if hands:
+            out[str(int(person_ids[p]))] = hands
+    return out
 
 
 def _reconstruct_job(job: tuple):
