@@ -205,7 +205,7 @@ def refine_rig(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig = DEFAULT_
     for _ in range(REFINE_ROUNDS):  # the views that are inliers change as the cameras do
         X, px, w, idx = _inlier_points(refined, pts, cfg, tri_cfg)
         refined, adj = adjust_extrinsics(rig, X, px, w, cfg, start=refined)
-        first = first or adj["median_error_px"][0]
+        first = adj["median_error_px"][0] if first is None else first
     adj["median_error_px"][0] = first
     # the points alone leave the world frame free: keep the given one (the given rig's
     # triangulation of the same joints)
@@ -418,7 +418,7 @@ def self_calibrate(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig = DEFA
 def _self_calibrate(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig,
                     tri_cfg: TriangulationConfig) -> SelfCalibration:  # fmt: skip
     t0 = time.perf_counter()
-    info: dict = {"sources": cfg.sources, "applied": False}
+    info: dict = {"sources": cfg.sources, "applied": False, "units": rig.units}
     use = pts.seen_by(cfg.min_views)
     info["joints_seen_by_enough_cameras"] = int(use.sum())
     if use.sum() < cfg.min_points or len(rig) < 3:
@@ -433,7 +433,7 @@ def _self_calibrate(rig: Rig, pts: ScenePoints, cfg: SelfCalibrationConfig,
         halves = [np.arange(len(pts.frame)) % 2 == k for k in (0, 1)]
     before, after, folds = [], [], []
     for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
-        if np.sum(pts.seen_by(cfg.min_views) & fit) < cfg.min_points // 2:
+        if fit.sum() < cfg.min_points // 2:  # (every point left is seen by min_views)
             continue
         refined, adj = refine_rig(rig, pts.take(np.flatnonzero(fit)), cfg, tri_cfg)
         scored = np.zeros(len(test), bool)  # at most max_points, spread over the frames

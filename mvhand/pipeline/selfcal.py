@@ -88,7 +88,7 @@ def selfcal_warnings(res: SelfCalibration, cfg: SelfCalibrationConfig) -> list[s
     off = {c: v for c, v in cams.items() if v["rotation_deg"] > cfg.warn_deg}
     if not off:
         return []
-    units = next(k for k in next(iter(cams.values())) if k.startswith("moved_"))[6:]
+    units = res.info["units"]
     worst = ", ".join(f"{c} {v['rotation_deg']:.1f} deg / {v['moved_' + units]:.3g} {units}"
                       for c, v in sorted(off.items(), key=lambda kv: -kv[1]["rotation_deg"]))
     before, after = res.info["check"]["held_out_median_px"]
